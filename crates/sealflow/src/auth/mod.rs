@@ -1,0 +1,139 @@
+//! Authentication: who is calling, in which workspace, with which role.
+//!
+//! A bearer token is either an API key (`sf_live_…`, looked up by its SHA-256) or a JWT verified
+//! with the configured key. Both end as a [`Principal`]; handlers ask it for permission with
+//! [`Principal::require`].
+
+pub mod apikey;
+pub mod jwt;
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::store::{Role, Store, StoreError};
+
+pub use apikey::{issue_api_key, IssuedKey};
+pub use jwt::{JwtConfig, JwtVerifier};
+
+/// Who the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    ApiKey(String),
+    User(String),
+}
+
+/// The authenticated caller: identity, the one workspace it acts in, and its role.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub subject: Subject,
+    pub workspace_id: String,
+    pub role: Role,
+}
+
+/// What a call needs, checked against the caller's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// GET calls: every role.
+    Read,
+    /// Creating, changing, deleting and running: `member` and `admin`.
+    Write,
+    /// Managing API keys: `admin` only.
+    Admin,
+}
+
+impl Principal {
+    /// Ok if the role allows `access`; otherwise a 403-class error naming the role.
+    pub fn require(&self, access: Access) -> Result<(), AuthError> {
+        let needed = match access {
+            Access::Read => Role::Readonly,
+            Access::Write => Role::Member,
+            Access::Admin => Role::Admin,
+        };
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden {
+                role: self.role,
+                needed,
+            })
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("missing credentials: send Authorization: Bearer <API key or JWT>")]
+    Missing,
+    #[error("invalid credentials: {0}")]
+    Invalid(&'static str),
+    #[error("the {role} role may not do this (needs {needed})")]
+    Forbidden { role: Role, needed: Role },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Turns bearer tokens into principals.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    jwt: Option<JwtVerifier>,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>) -> Self {
+        Self { store, jwt }
+    }
+
+    /// Authenticates the value of an `Authorization` header.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Invalid(
+                "the Authorization header must be `Bearer <token>`",
+            ))?;
+        if token.starts_with(apikey::KEY_PREFIX) {
+            self.api_key(token).await
+        } else if let Some(jwt) = &self.jwt {
+            let claims = jwt.verify(token)?;
+            let workspace = self
+                .store
+                .find_workspace(&claims.workspace)
+                .await?
+                .ok_or(AuthError::Invalid("the token's workspace does not exist"))?;
+            Ok(Principal {
+                subject: Subject::User(claims.sub),
+                workspace_id: workspace.id,
+                role: claims.role,
+            })
+        } else {
+            Err(AuthError::Invalid("unknown API key"))
+        }
+    }
+
+    async fn api_key(&self, token: &str) -> Result<Principal, AuthError> {
+        let hash = apikey::hash_key(token);
+        let record = self
+            .store
+            .find_active_api_key(&hash)
+            .await?
+            .filter(|r| apikey::hashes_match(&r.key_hash, &hash))
+            .ok_or(AuthError::Invalid("unknown or revoked API key"))?;
+        // Usage counters are bookkeeping: the request need not wait for the write.
+        let store = self.store.clone();
+        let id = record.id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_api_key(&id, crate::ids::now_ms()).await {
+                tracing::warn!(error = %e, key_id = %id, "could not record API key use");
+            }
+        });
+        Ok(Principal {
+            subject: Subject::ApiKey(record.id),
+            workspace_id: record.workspace_id,
+            role: record.role,
+        })
+    }
+}

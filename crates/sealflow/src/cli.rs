@@ -1,0 +1,141 @@
+//! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `key generate`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use crate::config::{ServeArgs, StorageArgs};
+use crate::store::{self, Role};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealflow",
+    version,
+    about = "Self-hosted workflow engine for steps that call other services with secrets",
+    after_help = "The master key is read from SEALFLOW_MASTER_KEY (base64 of 32 bytes) or \
+                  --master-key-file / SEALFLOW_MASTER_KEY_FILE; never from a flag value."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(StorageArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Master-key tools.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Issue an API key; prints it alone on the last line of stdout (it is shown only once).
+    Create(ApikeyCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApikeyCreateArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Workspace slug; the workspace is created on first use.
+    #[arg(long)]
+    pub workspace: String,
+    /// Role of the key: admin, member or readonly.
+    #[arg(long, value_parser = ["admin", "member", "readonly"])]
+    pub role: String,
+    /// A label to recognise the key by.
+    #[arg(long, default_value = "cli")]
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a new random master key (base64 of 32 bytes).
+    Generate,
+}
+
+/// Runs the parsed command; errors are printed in full and give a non-zero exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Apikey(ApikeyCommand::Create(args)) => apikey_create(args).await,
+        Command::Key(KeyCommand::Generate) => {
+            println!("{}", crate::vault::generate_master_key_base64().as_str());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "sealflow stopped with an error");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    for var in crate::config::unknown_env_vars() {
+        tracing::warn!(variable = %var, "unknown SEALFLOW_ variable ignored (a typo?)");
+    }
+    let config = args
+        .into_config()
+        .map_err(|problems| anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - ")))?;
+    let app = crate::startup::Application::build(config).await?;
+    tracing::info!(address = %app.local_addr(), "sealflow listening");
+    app.run_until_stopped().await?;
+    tracing::info!("sealflow stopped");
+    Ok(())
+}
+
+async fn migrate(args: StorageArgs) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    let storage = args.resolve(&mut problems);
+    anyhow::ensure!(
+        problems.is_empty(),
+        "invalid configuration: {}",
+        problems.join("; ")
+    );
+    let store = store::open(&storage.database_url).await?;
+    println!("database is migrated ({})", store.backend());
+    Ok(())
+}
+
+async fn apikey_create(args: ApikeyCreateArgs) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    let storage = args.storage.resolve(&mut problems);
+    anyhow::ensure!(
+        problems.is_empty(),
+        "invalid configuration: {}",
+        problems.join("; ")
+    );
+    let slug = args.workspace.trim();
+    anyhow::ensure!(
+        !slug.is_empty()
+            && slug.len() <= 64
+            && slug
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "--workspace must be 1 to 64 letters, digits, - or _"
+    );
+    let role = Role::parse(&args.role).expect("clap restricts the role");
+    let store = store::open(&storage.database_url).await?;
+    let workspace = store.ensure_workspace(slug).await?;
+    let issued = crate::auth::issue_api_key(&workspace.id, &args.name, role);
+    store.insert_api_key(&issued.record).await?;
+    println!(
+        "API key {} ({} role) for workspace {} ({}); it is shown only once:",
+        issued.record.id, role, workspace.slug, workspace.id
+    );
+    println!("{}", issued.key.expose_secret());
+    Ok(())
+}

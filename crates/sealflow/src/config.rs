@@ -1,0 +1,260 @@
+//! Typed configuration, built from flags and `SEALFLOW_*` environment variables and validated
+//! once at start, reporting every problem together.
+//!
+//! Secrets (the master key, the JWT secret) are read from the environment or from files only,
+//! never from flags, so they do not show up in process listings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::auth::jwt::{JwtConfig, JwtKey};
+use crate::domain::secrets::SecretLimits;
+
+/// Every `SEALFLOW_*` variable the server reads; others are warned about at start.
+pub const KNOWN_ENV: &[&str] = &[
+    "SEALFLOW_DATA_DIR",
+    "SEALFLOW_DATABASE_URL",
+    "SEALFLOW_MASTER_KEY",
+    "SEALFLOW_MASTER_KEY_FILE",
+    "SEALFLOW_LISTEN",
+    "SEALFLOW_PUBLIC_URL",
+    "SEALFLOW_BODY_LIMIT",
+    "SEALFLOW_MAX_SECRETS",
+    "SEALFLOW_MAX_SECRET_BYTES",
+    "SEALFLOW_JWT_SECRET",
+    "SEALFLOW_JWT_SECRET_FILE",
+    "SEALFLOW_JWT_PUBLIC_KEY_FILE",
+    "SEALFLOW_JWT_ISSUER",
+    "SEALFLOW_JWT_AUDIENCE",
+    "SEALFLOW_JWT_WORKSPACE_CLAIM",
+    "SEALFLOW_JWT_ROLE_CLAIM",
+    "SEALFLOW_LOG",
+    "SEALFLOW_LOG_FORMAT",
+];
+
+/// Where the database and the master key live; shared by `serve`, `migrate` and `apikey`.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the embedded database and the generated master key.
+    #[arg(long, env = "SEALFLOW_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL: sqlite://PATH (default: sqlite://<data-dir>/sealflow.db).
+    #[arg(long, env = "SEALFLOW_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// File holding the base64 master key. Without it (and without SEALFLOW_MASTER_KEY, which
+    /// takes the key itself), <data-dir>/master.key is used, generated on first start.
+    #[arg(long, env = "SEALFLOW_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// Options of `sealflow serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, env = "SEALFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Base URL clients reach this server at (used for webhook URLs).
+    #[arg(long, env = "SEALFLOW_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest accepted request body, in bytes (larger: 413).
+    #[arg(long, env = "SEALFLOW_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Most secrets one workspace may hold.
+    #[arg(long, env = "SEALFLOW_MAX_SECRETS", default_value_t = 1000)]
+    pub max_secrets: i64,
+    /// Largest secret value, in bytes of UTF-8.
+    #[arg(long, env = "SEALFLOW_MAX_SECRET_BYTES", default_value_t = 64 * 1024)]
+    pub max_secret_bytes: usize,
+    /// PEM public key (RSA, EC P-256 or Ed25519) that verifies JWTs (RS256/ES256/EdDSA). An HS256
+    /// secret is given instead by SEALFLOW_JWT_SECRET or SEALFLOW_JWT_SECRET_FILE.
+    #[arg(long, env = "SEALFLOW_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` of JWTs (unchecked when unset).
+    #[arg(long, env = "SEALFLOW_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of JWTs (unchecked when unset).
+    #[arg(long, env = "SEALFLOW_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// JWT claim holding the workspace id or slug.
+    #[arg(long, env = "SEALFLOW_JWT_WORKSPACE_CLAIM", default_value = "workspace")]
+    pub jwt_workspace_claim: String,
+    /// JWT claim holding the role (admin, member, readonly).
+    #[arg(long, env = "SEALFLOW_JWT_ROLE_CLAIM", default_value = "role")]
+    pub jwt_role_claim: String,
+}
+
+/// Where the master key comes from, after resolving flags and environment.
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// The key's base64 text (from `SEALFLOW_MASTER_KEY`).
+    Inline(SecretString),
+    /// A file the operator named; it must exist.
+    File(PathBuf),
+    /// `<data-dir>/master.key`, generated when both it and the database are new.
+    Default(PathBuf),
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline([REDACTED])"),
+            Self::File(p) => write!(f, "File({})", p.display()),
+            Self::Default(p) => write!(f, "Default({})", p.display()),
+        }
+    }
+}
+
+/// Storage settings resolved from [`StorageArgs`].
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub database_url: String,
+    pub master_key: MasterKeySource,
+}
+
+/// The server's whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub storage: StorageConfig,
+    pub public_url: Option<String>,
+    pub body_limit: usize,
+    pub secret_limits: SecretLimits,
+    pub jwt: Option<JwtConfig>,
+}
+
+fn env_secret(name: &str, problems: &mut Vec<String>) -> Option<SecretString> {
+    let file_var = format!("{name}_FILE");
+    match (std::env::var(name).ok(), std::env::var(&file_var).ok()) {
+        (Some(_), Some(_)) => {
+            problems.push(format!("set only one of {name} and {file_var}"));
+            None
+        }
+        (Some(v), None) => Some(SecretString::from(v)),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(v) => Some(SecretString::from(v.trim().to_owned())),
+            Err(e) => {
+                problems.push(format!("{file_var}: cannot read {path}: {e}"));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+impl StorageArgs {
+    pub fn resolve(&self, problems: &mut Vec<String>) -> StorageConfig {
+        let database_url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("sealflow.db").display()));
+        let inline = std::env::var("SEALFLOW_MASTER_KEY").ok().map(SecretString::from);
+        let master_key = match (inline, &self.master_key_file) {
+            (Some(_), Some(_)) => {
+                problems.push("set only one of SEALFLOW_MASTER_KEY and --master-key-file".into());
+                MasterKeySource::Default(self.data_dir.join("master.key"))
+            }
+            (Some(key), None) => MasterKeySource::Inline(key),
+            (None, Some(path)) => MasterKeySource::File(path.clone()),
+            (None, None) => MasterKeySource::Default(self.data_dir.join("master.key")),
+        };
+        StorageConfig {
+            database_url,
+            master_key,
+        }
+    }
+}
+
+impl ServeArgs {
+    /// Validates everything and reports all problems at once.
+    pub fn into_config(self) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let storage = self.storage.resolve(&mut problems);
+        let listen = self
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| problems.push(format!("--listen {:?} is not an address:port", self.listen)))
+            .ok();
+        if self.body_limit < 1024 {
+            problems.push("--body-limit must be at least 1024 bytes".into());
+        }
+        if self.max_secrets < 1 {
+            problems.push("--max-secrets must be at least 1".into());
+        }
+        if self.max_secret_bytes < 1 {
+            problems.push("--max-secret-bytes must be at least 1".into());
+        }
+        let jwt_secret = env_secret("SEALFLOW_JWT_SECRET", &mut problems);
+        let jwt_key = match (jwt_secret, &self.jwt_public_key_file) {
+            (Some(_), Some(_)) => {
+                problems.push("set either SEALFLOW_JWT_SECRET or --jwt-public-key-file, not both".into());
+                None
+            }
+            (Some(s), None) => Some(JwtKey::Secret(s)),
+            (None, Some(path)) => match std::fs::read(path) {
+                Ok(pem) => Some(JwtKey::PublicPem(pem)),
+                Err(e) => {
+                    problems.push(format!("--jwt-public-key-file {}: {e}", path.display()));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let jwt = jwt_key.map(|key| JwtConfig {
+            key,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            workspace_claim: self.jwt_workspace_claim.clone(),
+            role_claim: self.jwt_role_claim.clone(),
+        });
+        if let Some(jwt) = &jwt {
+            if let Err(e) = crate::auth::JwtVerifier::new(jwt) {
+                problems.push(e);
+            }
+        }
+        match (listen, problems.is_empty()) {
+            (Some(listen), true) => Ok(Config {
+                listen,
+                storage,
+                public_url: self.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+                body_limit: self.body_limit,
+                secret_limits: SecretLimits {
+                    max_value_bytes: self.max_secret_bytes,
+                    max_per_workspace: self.max_secrets,
+                },
+                jwt,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: SQLite under `data_dir`, the given master key.
+    pub fn for_data_dir(data_dir: &Path, master_key: MasterKeySource) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            storage: StorageConfig {
+                database_url: format!("sqlite://{}", data_dir.join("sealflow.db").display()),
+                master_key,
+            },
+            public_url: None,
+            body_limit: 1024 * 1024,
+            secret_limits: SecretLimits::default(),
+            jwt: None,
+        }
+    }
+}
+
+/// `SEALFLOW_*` variables in the environment that no setting reads (likely typos).
+pub fn unknown_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("SEALFLOW_") && !k.starts_with("SEALFLOW_TEST_"))
+        .filter(|k| !KNOWN_ENV.contains(&k.as_str()))
+        .collect()
+}

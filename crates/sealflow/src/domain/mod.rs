@@ -1,0 +1,3 @@
+//! Domain services: the rules of each resource, between the HTTP layer and the store.
+
+pub mod secrets;

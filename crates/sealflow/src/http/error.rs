@@ -1,0 +1,143 @@
+//! The one HTTP error type, and the one place every lower-layer error becomes a status code.
+//!
+//! Body, always: `{"error": msg, "message": msg, "code": "snake_case"}` plus optional `details`
+//! (the official clients read `message`, then `error`). A 500 sends only a generic sentence and an
+//! error id; the whole cause chain is logged under that id. Driver text never reaches a client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::auth::AuthError;
+use crate::domain::secrets::SecretsError;
+use crate::store::StoreError;
+use crate::vault::VaultError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    MethodNotAllowed,
+    Conflict(String),
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    Unprocessable { message: String, details: Option<Value> },
+    TooManyRequests { message: String, retry_after_secs: u64 },
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+/// The error's cause chain as one line, for logs.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut details = None;
+        let mut retry_after = None;
+        let message = match self {
+            Self::BadRequest(m)
+            | Self::Unauthorized(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m)
+            | Self::PayloadTooLarge(m)
+            | Self::UnsupportedMediaType(m) => m,
+            Self::MethodNotAllowed => "method not allowed on this route".to_owned(),
+            Self::Unprocessable { message, details: d } => {
+                details = d;
+                message
+            }
+            Self::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => {
+                retry_after = Some(retry_after_secs);
+                message
+            }
+            Self::Internal(e) => {
+                let error_id = crate::ids::new_id("err");
+                tracing::error!(error_id = %error_id, error = %chain(e.as_ref()), "internal error");
+                format!("internal error (reference {error_id})")
+            }
+        };
+        let mut body = json!({ "error": message, "message": message, "code": code });
+        if let Some(d) = details {
+            body["details"] = d;
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::Invalid(_) => Self::Unauthorized(e.to_string()),
+            AuthError::Forbidden { .. } => Self::Forbidden(e.to_string()),
+            AuthError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Invalid(m) => Self::BadRequest(m),
+            SecretsError::NotFound(_) => Self::NotFound(e.to_string()),
+            SecretsError::Busy(_) => Self::Conflict(e.to_string()),
+            SecretsError::Store(e) => Self::internal(e),
+            SecretsError::Vault(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        Self::internal(e)
+    }
+}

@@ -1,0 +1,16 @@
+//! sealflow: a self-hosted workflow engine whose steps call other services with secrets.
+//!
+//! Layers (see `shared/design.md` in the project docs): [`http`] → [`auth`] → [`domain`] →
+//! [`store`]; [`vault`] seals secret values; [`config`] and [`startup`] assemble the application
+//! that `main` and the tests run the same way.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ids;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod vault;

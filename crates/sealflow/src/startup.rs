@@ -1,0 +1,162 @@
+//! Building and running the application. `main` and the tests share this path: open the store,
+//! load and check the master key, bind, then serve until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::auth::{Authenticator, JwtVerifier};
+use crate::config::{Config, MasterKeySource, StorageConfig};
+use crate::domain::secrets::SecretsService;
+use crate::http::{self, AppState};
+use crate::store::{self, Store};
+use crate::vault::{EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider, Vault};
+
+/// A bound, ready-to-serve server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens storage and the vault (refusing a wrong master key), then binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let (store, vault) = open_store_and_vault(&config.storage).await?;
+        let jwt = config
+            .jwt
+            .as_ref()
+            .map(JwtVerifier::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        let auth = Arc::new(Authenticator::new(store.clone(), jwt));
+        let secrets = Arc::new(SecretsService::new(
+            store.clone(),
+            vault.clone(),
+            config.secret_limits,
+        ));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            vault,
+            auth,
+            secrets,
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The shared state, for tests that reach past HTTP (e.g. to inspect the store).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let app = http::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Opens and migrates the store, then loads the master key and checks it against the database.
+///
+/// With no key configured, `<data-dir>/master.key` is used; it is generated only when the
+/// database has never held encrypted data, so a lost key file is an error, not a silent new key.
+pub async fn open_store_and_vault(storage: &StorageConfig) -> anyhow::Result<(Arc<dyn Store>, Arc<Vault>)> {
+    let store = store::open(&storage.database_url).await?;
+    let checks = store.master_key_checks().await?;
+    let key = match &storage.master_key {
+        MasterKeySource::Inline(text) => EnvKeyProvider(text.clone()).load()?,
+        MasterKeySource::File(path) => FileKeyProvider(path.clone()).load()?,
+        MasterKeySource::Default(path) if path.exists() => FileKeyProvider(path.clone()).load()?,
+        MasterKeySource::Default(path) => {
+            if !checks.is_empty() {
+                anyhow::bail!(
+                    "no master key is configured and {} does not exist, but this database holds data \
+                     encrypted with master key {}; restore that key file or set SEALFLOW_MASTER_KEY",
+                    path.display(),
+                    checks
+                        .iter()
+                        .map(|(id, _)| id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            generate_default_key(path)?
+        }
+    };
+    let vault = Vault::new(key);
+    vault.verify_key_checks(&checks)?;
+    if checks.is_empty() {
+        store
+            .insert_master_key_check(
+                vault.primary_key_id(),
+                &vault.key_check_value()?,
+                crate::ids::now_ms(),
+            )
+            .await?;
+    }
+    tracing::info!(
+        backend = store.backend(),
+        master_key_id = vault.primary_key_id(),
+        "storage ready"
+    );
+    Ok((store, Arc::new(vault)))
+}
+
+fn generate_default_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = FileKeyProvider::create_new(path)?;
+    tracing::warn!(
+        path = %path.display(),
+        master_key_id = key.id(),
+        "generated a new master key: back this file up and keep it apart from the database; \
+         without it the stored secrets cannot be decrypted"
+    );
+    Ok(key)
+}

@@ -1,0 +1,108 @@
+//! Persistence: one repository trait per aggregate, and the backends that implement them.
+//!
+//! Callers hold an `Arc<dyn Store>` and never see SQL; a backend is chosen once, by the database
+//! URL's scheme ([`open`]). SQLite is the embedded default. The traits are the seam a PostgreSQL
+//! backend plugs into beside it. Rows carry epoch-millisecond timestamps and prefixed text ids.
+
+mod models;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+pub use models::*;
+pub use sqlite::SqliteStore;
+
+/// Failures of the storage layer. The driver's text stays in the source chain for logs; the HTTP
+/// layer never shows it to a client.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    UnsupportedUrl(String),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait WorkspaceRepo {
+    /// Returns the workspace with this slug, creating it first if there is none.
+    async fn ensure_workspace(&self, slug: &str) -> StoreResult<Workspace>;
+    /// Finds a workspace by its id (`ws_…`) or, failing that, by its slug.
+    async fn find_workspace(&self, id_or_slug: &str) -> StoreResult<Option<Workspace>>;
+}
+
+#[async_trait]
+pub trait ApiKeyRepo {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// The key with this SHA-256 hash, if it exists and is not revoked.
+    async fn find_active_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Counts a use of the key.
+    async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()>;
+    async fn list_api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Marks the key revoked; false if the workspace has no such key.
+    async fn revoke_api_key(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<bool>;
+    /// Removes the key row; false if the workspace has no such key.
+    async fn delete_api_key(&self, workspace_id: &str, id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait SecretRepo {
+    /// Names and metadata of a workspace's secrets, sorted by name.
+    async fn list_secrets(&self, workspace_id: &str) -> StoreResult<Vec<SecretMeta>>;
+    async fn get_secret(&self, workspace_id: &str, name: &str) -> StoreResult<Option<SecretRecord>>;
+    /// Inserts a new secret unless the name exists or the workspace already holds `max_count`.
+    async fn insert_secret(&self, row: &SecretRecord, max_count: i64) -> StoreResult<InsertSecret>;
+    /// Replaces a secret's value if its version is still `expected_version` (optimistic lock);
+    /// false if another writer got there first or the secret is gone.
+    async fn replace_secret(&self, row: &SecretRecord, expected_version: i64) -> StoreResult<bool>;
+    /// false if there was no such secret.
+    async fn delete_secret(&self, workspace_id: &str, name: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait MasterKeyRepo {
+    /// Every stored (key id, check value).
+    async fn master_key_checks(&self) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    async fn insert_master_key_check(&self, id: &str, check: &[u8], at_ms: i64) -> StoreResult<()>;
+}
+
+/// Everything the application needs from a backend.
+#[async_trait]
+pub trait Store: WorkspaceRepo + ApiKeyRepo + SecretRepo + MasterKeyRepo + Send + Sync {
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Which backend this is, for logs.
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens (creating and migrating if needed) the store a database URL names.
+///
+/// Only the scheme chooses the backend; anything else is refused with what to write instead.
+pub async fn open(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(database_url).await?))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Err(StoreError::UnsupportedUrl(
+            "PostgreSQL is not supported by this build yet; use a sqlite:// URL".into(),
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(format!(
+            "unsupported database URL scheme in {:?}: write sqlite://PATH (e.g. sqlite://./data/sealflow.db)",
+            database_url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

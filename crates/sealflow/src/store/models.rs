@@ -1,0 +1,88 @@
+//! Row types shared by every backend.
+
+use crate::vault::SealedSecret;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: String,
+    pub slug: String,
+    pub created_at: i64,
+}
+
+/// The three roles of spec §2, stored as their lowercase names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Readonly,
+    Member,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Readonly => "readonly",
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a role name; `tech` is the hosted service's alias for `member`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "readonly" => Some(Role::Readonly),
+            "member" | "tech" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API key as stored: only its SHA-256 hash and a short preview, never the key.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub role: Role,
+    pub key_hash: String,
+    pub key_preview: String,
+    pub created_at: i64,
+    pub last_used: Option<i64>,
+    pub total_requests: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A secret's listable metadata (never its value).
+#[derive(Debug, Clone)]
+pub struct SecretMeta {
+    pub name: String,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A secret row: metadata plus the sealed value.
+#[derive(Debug, Clone)]
+pub struct SecretRecord {
+    pub workspace_id: String,
+    pub name: String,
+    pub version: i64,
+    pub sealed: SealedSecret,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Outcome of [`super::SecretRepo::insert_secret`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertSecret {
+    Inserted,
+    NameExists,
+    LimitReached,
+}

@@ -1,0 +1,140 @@
+//! The vault: master keys, envelope encryption of secret values, and the key check.
+//!
+//! Model (see `shared/design.md`): a 256-bit master key (KEK) comes from a [`MasterKeyProvider`].
+//! Every secret version gets a fresh random data key (DEK); the value is sealed with the DEK and
+//! the DEK is sealed ("wrapped") with the KEK, stored beside the KEK's id so that rotation can
+//! rewrap DEKs later without touching values. The AEAD is XChaCha20-Poly1305: its 192-bit nonces
+//! are safe to draw at random from the OS CSPRNG for every message. The associated data binds each
+//! ciphertext to its workspace, name and version, so a blob moved to another row fails to open.
+//!
+//! Nothing here knows about HTTP or the database; plaintext only lives in `secrecy`/`zeroize`
+//! types whose `Debug` prints nothing secret.
+
+mod envelope;
+mod master_key;
+
+pub use envelope::{SealedSecret, SecretAad};
+pub use master_key::{
+    generate_master_key_base64, EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider,
+};
+
+use thiserror::Error;
+
+/// Failures of the vault layer. Messages never contain key material or plaintext.
+#[derive(Debug, Error)]
+pub enum VaultError {
+    #[error("master key is invalid: {0}")]
+    InvalidMasterKey(String),
+    #[error("cannot read master key file {path}: {source}")]
+    KeyFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the master key does not match this database: data here was encrypted with master key {expected}, \
+         but the configured key is {actual}; start with the original key (SEALFLOW_MASTER_KEY or \
+         SEALFLOW_MASTER_KEY_FILE)"
+    )]
+    WrongMasterKey { expected: String, actual: String },
+    #[error("data was sealed with master key {0}, which is not loaded")]
+    UnknownKeyId(String),
+    #[error("decryption failed: the ciphertext is corrupt or does not belong here")]
+    Decrypt,
+    #[error("encryption failed")]
+    Encrypt,
+}
+
+/// The loaded key ring: the primary master key seals new data; every loaded key can open.
+pub struct Vault {
+    primary: MasterKey,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("primary_key_id", &self.primary.id())
+            .finish()
+    }
+}
+
+impl Vault {
+    pub fn new(primary: MasterKey) -> Self {
+        Self { primary }
+    }
+
+    /// The id of the key that seals new data.
+    pub fn primary_key_id(&self) -> &str {
+        self.primary.id()
+    }
+
+    fn key_for(&self, id: &str) -> Result<&MasterKey, VaultError> {
+        if id == self.primary.id() {
+            Ok(&self.primary)
+        } else {
+            Err(VaultError::UnknownKeyId(id.to_owned()))
+        }
+    }
+
+    /// The value stored beside a key id so the next start can tell a wrong key from a right one.
+    pub fn key_check_value(&self) -> Result<Vec<u8>, VaultError> {
+        envelope::seal_raw(
+            self.primary.bytes(),
+            envelope::KEY_CHECK_PLAINTEXT,
+            envelope::KEY_CHECK_AAD,
+        )
+    }
+
+    /// Checks the configured key against the key-check rows a database already holds.
+    ///
+    /// An empty list means a new database (nothing to check). Otherwise the primary key must be
+    /// one of the stored ids and must open its check value.
+    pub fn verify_key_checks(&self, stored: &[(String, Vec<u8>)]) -> Result<(), VaultError> {
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let Some((_, check)) = stored.iter().find(|(id, _)| id == self.primary.id()) else {
+            return Err(VaultError::WrongMasterKey {
+                expected: stored
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                actual: self.primary.id().to_owned(),
+            });
+        };
+        let opened =
+            envelope::open_raw(self.primary.bytes(), check, envelope::KEY_CHECK_AAD).map_err(|_| {
+                VaultError::WrongMasterKey {
+                    expected: self.primary.id().to_owned(),
+                    actual: format!(
+                        "{} (same id, but its check value does not open)",
+                        self.primary.id()
+                    ),
+                }
+            })?;
+        if opened.as_slice() != envelope::KEY_CHECK_PLAINTEXT {
+            return Err(VaultError::Decrypt);
+        }
+        Ok(())
+    }
+
+    /// Seals one secret value for the row named by `aad`.
+    pub fn seal(
+        &self,
+        aad: &SecretAad<'_>,
+        plaintext: &secrecy::SecretString,
+    ) -> Result<SealedSecret, VaultError> {
+        envelope::seal_secret(&self.primary, aad, plaintext)
+    }
+
+    /// Opens a sealed value; fails (never returns garbage) if any byte or the context differs.
+    pub fn open(
+        &self,
+        aad: &SecretAad<'_>,
+        sealed: &SealedSecret,
+    ) -> Result<secrecy::SecretString, VaultError> {
+        let key = self.key_for(&sealed.kek_id)?;
+        envelope::open_secret(key, aad, sealed)
+    }
+}
