@@ -91,8 +91,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .into_config()
         .map_err(|problems| anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - ")))?;
     let app = crate::startup::Application::build(config).await?;
+    let shutdown = crate::startup::shutdown_signal();
     tracing::info!(address = %app.local_addr(), "sealflow listening");
-    app.run_until_stopped().await?;
+    app.run_until(shutdown).await?;
     tracing::info!("sealflow stopped");
     Ok(())
 }

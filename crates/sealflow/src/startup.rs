@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::auth::{Authenticator, JwtVerifier};
 use crate::config::{Config, MasterKeySource, StorageConfig};
 use crate::domain::secrets::SecretsService;
+use crate::domain::workflows::WorkflowsService;
 use crate::http::{self, AppState};
 use crate::store::{self, Store};
 use crate::vault::{EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider, Vault};
@@ -40,12 +41,19 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let workflows = Arc::new(WorkflowsService::new(store.clone()));
+        let public_base: Arc<str> = match &config.public_url {
+            Some(url) => url.as_str().into(),
+            None => format!("http://{}", listener.local_addr()?).into(),
+        };
         let state = AppState {
             config: Arc::new(config),
             store,
             vault,
             auth,
             secrets,
+            workflows,
+            public_base,
         };
         Ok(Self { listener, state })
     }
@@ -79,26 +87,42 @@ impl Application {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for SIGINT and SIGTERM now, and resolves when one arrives.
+///
+/// Registration happens when this is called, not when the future is first polled, so a signal
+/// that arrives right after the "listening" log line still shuts the server down gracefully.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async move {
+        #[cfg(unix)]
+        tokio::select! {
+            () = recv_or_pend(term.as_mut()) => {},
+            () = recv_or_pend(int.as_mut()) => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received; finishing in-flight requests");
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Waits for a signal; never resolves if registration failed.
+#[cfg(unix)]
+async fn recv_or_pend(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// Opens and migrates the store, then loads the master key and checks it against the database.

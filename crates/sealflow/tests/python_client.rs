@@ -37,11 +37,10 @@ fn venv_python() -> PathBuf {
     python
 }
 
-#[tokio::test]
-async fn the_official_python_client_lists_creates_and_deletes_secrets() {
+/// Runs one script of `tests/compat/` against the app; fails with its output unless it passes.
+async fn run_client_script(app: &TestApp, script: &str) {
     let python = tokio::task::spawn_blocking(venv_python).await.unwrap();
-    let app = TestApp::spawn().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/secrets_client.py");
+    let script = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new(python)
         .arg(script)
         .env("SEALFLOW_URL", &app.base)
@@ -53,6 +52,25 @@ async fn the_official_python_client_lists_creates_and_deletes_secrets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "client script failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all client checks passed"), "{stdout}");
+}
+
+// Both client tests share one virtualenv; a lock keeps them from installing it twice at once.
+static VENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn the_official_python_client_lists_creates_and_deletes_secrets() {
+    let _guard = VENV.lock().await;
+    let app = TestApp::spawn().await;
+    run_client_script(&app, "secrets_client.py").await;
     // What the client did is visible through the server too.
     assert_eq!(app.secret_names(&app.admin_key).await, ["KEPT_BY_CLIENT"]);
+}
+
+#[tokio::test]
+async fn the_official_python_client_drives_workflows_and_templates() {
+    let _guard = VENV.lock().await;
+    let app = TestApp::spawn().await;
+    run_client_script(&app, "workflows_client.py").await;
+    let (_, list) = app.get("/api/workflows", &app.admin_key).await;
+    assert_eq!(list["total"], 2, "{list}");
 }

@@ -1,3 +1,4 @@
 //! Domain services: the rules of each resource, between the HTTP layer and the store.
 
 pub mod secrets;
+pub mod workflows;

@@ -11,8 +11,22 @@ use serde_json::{json, Value};
 
 use crate::auth::AuthError;
 use crate::domain::secrets::SecretsError;
+use crate::domain::workflows::WorkflowsError;
 use crate::store::StoreError;
 use crate::vault::VaultError;
+
+/// The error body, for the OpenAPI document (the response is built with `json!`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A human sentence (the same text as `message`).
+    pub error: String,
+    pub message: String,
+    /// A stable snake_case code, e.g. `invalid_request`, `validation_failed`.
+    pub code: String,
+    /// Where the problem is, when known (e.g. `{"step": "notify", "field": "config.url"}`).
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -126,6 +140,30 @@ impl From<SecretsError> for ApiError {
             SecretsError::Busy(_) => Self::Conflict(e.to_string()),
             SecretsError::Store(e) => Self::internal(e),
             SecretsError::Vault(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<WorkflowsError> for ApiError {
+    fn from(e: WorkflowsError) -> Self {
+        match e {
+            WorkflowsError::Invalid { message, step, field } => {
+                let mut details = serde_json::Map::new();
+                if let Some(step) = step {
+                    details.insert("step".into(), step.into());
+                }
+                if let Some(field) = field {
+                    details.insert("field".into(), field.into());
+                }
+                Self::Unprocessable {
+                    message,
+                    details: Some(Value::Object(details)),
+                }
+            }
+            WorkflowsError::BadRequest(m) => Self::BadRequest(m),
+            WorkflowsError::NotFound(_) => Self::NotFound(e.to_string()),
+            WorkflowsError::Busy(_) => Self::Conflict(e.to_string()),
+            WorkflowsError::Store(e) => Self::internal(e),
         }
     }
 }

@@ -1,23 +1,31 @@
-//! Liveness and readiness probes; no auth, no workspace data.
+//! Liveness, readiness and the OpenAPI document; no auth, no workspace data.
+
+use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi))
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up")))]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers; the master key is loaded before the server listens at all.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Database reachable, master key loaded"),
+              (status = 500, body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check: database unreachable");
@@ -28,4 +36,11 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "database": state.store.backend(),
         "master_key_id": state.vault.primary_key_id(),
     })))
+}
+
+/// The OpenAPI document, generated from the handlers' annotations at start.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+async fn openapi(Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>) -> Json<utoipa::openapi::OpenApi> {
+    Json((*doc).clone())
 }

@@ -2,22 +2,26 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{JsonBody, QueryParams};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::auth::{issue_api_key, Access, Principal};
 use crate::ids::{now_ms, rfc3339};
 use crate::store::Role;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/keys", get(list).post(create).delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create, revoke))
 }
 
+#[utoipa::path(get, path = "/keys", tag = "keys",
+    responses((status = 200, description = "The workspace's keys, with previews only"), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<Value>, ApiError> {
     principal.require(Access::Admin)?;
     let keys: Vec<Value> = state
@@ -42,12 +46,15 @@ async fn list(State(state): State<AppState>, principal: Principal) -> Result<Jso
     Ok(Json(json!({ "keys": keys })))
 }
 
-#[derive(Deserialize)]
-struct CreateKey {
+#[derive(Deserialize, ToSchema)]
+pub struct CreateKey {
     name: String,
     role: Option<String>,
 }
 
+#[utoipa::path(post, path = "/keys", tag = "keys", request_body = CreateKey,
+    responses((status = 201, description = "The new key, shown this once"), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -84,13 +91,17 @@ async fn create(
     ))
 }
 
-#[derive(Deserialize)]
-struct RevokeQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RevokeQuery {
     id: Option<String>,
     #[serde(default)]
     permanent: Option<String>,
 }
 
+#[utoipa::path(delete, path = "/keys", tag = "keys", params(RevokeQuery),
+    responses((status = 200, description = "Revoked or deleted"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn revoke(
     State(state): State<AppState>,
     principal: Principal,

@@ -7,23 +7,30 @@ mod error;
 mod extract;
 mod health;
 mod keys;
+mod paging;
 mod secrets;
+mod templates;
+mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Response};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::{field::Empty, Span};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::domain::secrets::SecretsService;
+use crate::domain::workflows::WorkflowsService;
 use crate::store::Store;
 use crate::vault::Vault;
 
@@ -35,6 +42,49 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub auth: Arc<Authenticator>,
     pub secrets: Arc<SecretsService>,
+    pub workflows: Arc<WorkflowsService>,
+    /// The base URL clients reach this server at (no trailing slash).
+    pub public_base: Arc<str>,
+}
+
+impl AppState {
+    pub fn public_base(&self) -> &str {
+        &self.public_base
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sealflow",
+        description = "Encrata Workflows API, self-hosted. Every route under /api/workflows also \
+                       answers under /api/cli/workflows.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "secrets", description = "Write-only secrets"),
+        (name = "workflows", description = "Workflow definitions and templates"),
+        (name = "keys", description = "API keys"),
+        (name = "operations", description = "Health, readiness, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (sf_live_…) or a JWT"))
+                    .build(),
+            ),
+        );
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,18 +100,30 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
-/// The API routes that also answer under the `/api/cli` alias.
-fn workflow_routes() -> Router<AppState> {
-    Router::new().merge(secrets::router())
+/// The API routes that also answer under the `/api/cli` alias. Literal segments
+/// (`secrets`, `templates`) take precedence over `/workflows/{id}` in axum's router.
+fn workflow_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(secrets::router())
+        .merge(templates::router())
+        .merge(workflows::router())
+}
+
+/// Every documented route, and the OpenAPI document generated from them.
+pub fn routes_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .nest("/api", workflow_routes().merge(keys::router()))
+        .split_for_parts()
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().merge(workflow_routes()).merge(keys::router());
+    let (documented, doc) = routes_and_openapi();
     let body_limit = state.config.body_limit;
     Router::new()
-        .merge(health::router())
-        .nest("/api", api)
-        .nest("/api/cli", workflow_routes())
+        .merge(documented)
+        .nest("/api/cli", Router::from(workflow_routes()))
+        .layer(Extension(Arc::new(doc)))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -2,22 +2,27 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{JsonBody, OptionalJsonBody, QueryParams};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::auth::{Access, Principal};
 use crate::domain::secrets::{PutOutcome, PutSecret};
 use crate::ids::rfc3339;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/workflows/secrets", get(list).post(create).delete(delete))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create, delete))
 }
 
+#[utoipa::path(get, path = "/workflows/secrets", tag = "secrets",
+    responses((status = 200, description = "Names and timestamps, sorted by name; never values"),
+              (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn list(State(state): State<AppState>, principal: Principal) -> Result<Json<Value>, ApiError> {
     principal.require(Access::Read)?;
     let secrets: Vec<Value> = state
@@ -40,12 +45,16 @@ async fn list(State(state): State<AppState>, principal: Principal) -> Result<Jso
     Ok(Json(json!({ "secrets": secrets })))
 }
 
-#[derive(Deserialize)]
-struct CreateSecret {
+#[derive(Deserialize, ToSchema)]
+pub struct CreateSecret {
+    /// `^[A-Za-z_][A-Za-z0-9_]{0,127}$`
     name: String,
+    /// 1 byte to 64 KiB of UTF-8; write-only.
+    #[schema(value_type = String, format = Password)]
     value: SecretString,
     /// Absent, `null`, or a list: three different meanings (see `domain::secrets`).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
     allowed_hosts: Option<Option<Vec<String>>>,
 }
 
@@ -58,6 +67,10 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(post, path = "/workflows/secrets", tag = "secrets", request_body = CreateSecret,
+    responses((status = 201, description = "Created"), (status = 200, description = "Replaced"),
+              (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -84,11 +97,17 @@ async fn create(
     Ok((status, Json(json!({ "success": true, "name": name }))))
 }
 
-#[derive(Deserialize)]
-struct NameOnly {
+#[derive(Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct NameOnly {
+    /// The secret's name (in the JSON body or the query string).
     name: Option<String>,
 }
 
+#[utoipa::path(delete, path = "/workflows/secrets", tag = "secrets", params(NameOnly),
+    request_body(content = Option<NameOnly>, description = "`{\"name\": …}`, or use `?name=`"),
+    responses((status = 200, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn delete(
     State(state): State<AppState>,
     principal: Principal,

@@ -74,6 +74,28 @@ pub trait SecretRepo {
 }
 
 #[async_trait]
+pub trait WorkflowRepo {
+    /// Inserts a new workflow and its first version row.
+    async fn insert_workflow(&self, wf: &WorkflowRecord) -> StoreResult<()>;
+    async fn get_workflow(&self, workspace_id: &str, id: &str) -> StoreResult<Option<WorkflowRecord>>;
+    /// Newest first, optionally filtered by status; also returns the total matching.
+    async fn list_workflows(
+        &self,
+        workspace_id: &str,
+        status: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<(Vec<WorkflowRecord>, i64)>;
+    /// Saves `wf` (whose `version` is the new one) and its version row, if the stored version is
+    /// still `expected_version`; false if another writer got there first or it is gone.
+    async fn update_workflow(&self, wf: &WorkflowRecord, expected_version: i64) -> StoreResult<bool>;
+    /// Deletes the workflow and its versions; false if there was none.
+    async fn delete_workflow(&self, workspace_id: &str, id: &str) -> StoreResult<bool>;
+    /// Every saved version, oldest first; empty if the workflow is not in the workspace.
+    async fn list_workflow_versions(&self, workspace_id: &str, id: &str)
+        -> StoreResult<Vec<WorkflowVersion>>;
+}
+
+#[async_trait]
 pub trait MasterKeyRepo {
     /// Every stored (key id, check value).
     async fn master_key_checks(&self) -> StoreResult<Vec<(String, Vec<u8>)>>;
@@ -82,7 +104,9 @@ pub trait MasterKeyRepo {
 
 /// Everything the application needs from a backend.
 #[async_trait]
-pub trait Store: WorkspaceRepo + ApiKeyRepo + SecretRepo + MasterKeyRepo + Send + Sync {
+pub trait Store:
+    WorkspaceRepo + ApiKeyRepo + SecretRepo + WorkflowRepo + MasterKeyRepo + Send + Sync
+{
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
     /// Which backend this is, for logs.

@@ -86,3 +86,39 @@ pub enum InsertSecret {
     NameExists,
     LimitReached,
 }
+
+/// A workflow definition as stored (spec §4). `trigger` and `steps` are the validated JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub description: String,
+    pub status: String,
+    pub trigger: serde_json::Value,
+    pub steps: serde_json::Value,
+    pub template_id: Option<String>,
+    pub version: i64,
+    pub webhook_token: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One saved version of a workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowVersion {
+    pub version: i64,
+    pub name: String,
+    pub description: String,
+    pub status: String,
+    pub trigger: serde_json::Value,
+    pub steps: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub offset: i64,
+    pub limit: i64,
+}

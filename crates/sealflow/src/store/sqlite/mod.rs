@@ -16,6 +16,8 @@ use sqlx::{Row, SqlitePool};
 use super::*;
 use crate::vault::SealedSecret;
 
+mod workflows;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A pool over one SQLite database file.
