@@ -12,6 +12,7 @@ use secrecy::SecretString;
 
 use crate::auth::jwt::{JwtConfig, JwtKey};
 use crate::domain::secrets::SecretLimits;
+use crate::engine::EngineConfig;
 
 /// Every `SEALFLOW_*` variable the server reads; others are warned about at start.
 pub const KNOWN_ENV: &[&str] = &[
@@ -31,6 +32,10 @@ pub const KNOWN_ENV: &[&str] = &[
     "SEALFLOW_JWT_AUDIENCE",
     "SEALFLOW_JWT_WORKSPACE_CLAIM",
     "SEALFLOW_JWT_ROLE_CLAIM",
+    "SEALFLOW_WORKERS",
+    "SEALFLOW_LEASE_MS",
+    "SEALFLOW_EGRESS_ALLOW",
+    "SEALFLOW_RUN_RATE_LIMIT",
     "SEALFLOW_LOG",
     "SEALFLOW_LOG_FORMAT",
 ];
@@ -70,6 +75,20 @@ pub struct ServeArgs {
     /// Largest secret value, in bytes of UTF-8.
     #[arg(long, env = "SEALFLOW_MAX_SECRET_BYTES", default_value_t = 64 * 1024)]
     pub max_secret_bytes: usize,
+    /// Runs executed at once by this instance.
+    #[arg(long, env = "SEALFLOW_WORKERS", default_value_t = 8)]
+    pub workers: usize,
+    /// How long a worker's claim on a run lasts without renewal, in milliseconds; runs of a dead
+    /// instance resume elsewhere after this.
+    #[arg(long, env = "SEALFLOW_LEASE_MS", default_value_t = 30_000)]
+    pub lease_ms: u64,
+    /// Destinations webhook steps may reach although they are loopback/private/link-local:
+    /// comma-separated CIDRs and host names (`10.0.0.0/8, intranet.example.com, *.corp`).
+    #[arg(long, env = "SEALFLOW_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: String,
+    /// Runs one caller may start per minute (429 beyond).
+    #[arg(long, env = "SEALFLOW_RUN_RATE_LIMIT", default_value_t = 60)]
+    pub run_rate_limit: i64,
     /// PEM public key (RSA, EC P-256 or Ed25519) that verifies JWTs (RS256/ES256/EdDSA). An HS256
     /// secret is given instead by SEALFLOW_JWT_SECRET or SEALFLOW_JWT_SECRET_FILE.
     #[arg(long, env = "SEALFLOW_JWT_PUBLIC_KEY_FILE")]
@@ -125,6 +144,9 @@ pub struct Config {
     pub body_limit: usize,
     pub secret_limits: SecretLimits,
     pub jwt: Option<JwtConfig>,
+    pub engine: EngineConfig,
+    /// Runs one caller may start per minute.
+    pub run_rate_limit: i64,
 }
 
 fn env_secret(name: &str, problems: &mut Vec<String>) -> Option<SecretString> {
@@ -185,6 +207,18 @@ impl ServeArgs {
         if self.max_secrets < 1 {
             problems.push("--max-secrets must be at least 1".into());
         }
+        if self.workers < 1 {
+            problems.push("--workers must be at least 1".into());
+        }
+        if self.lease_ms < 500 {
+            problems.push("--lease-ms must be at least 500".into());
+        }
+        if self.run_rate_limit < 1 {
+            problems.push("--run-rate-limit must be at least 1".into());
+        }
+        let allow_list = sealflow_egress::AllowList::parse(&self.egress_allow)
+            .map_err(|e| problems.push(format!("--egress-allow: {e}")))
+            .unwrap_or_else(|()| sealflow_egress::AllowList::empty());
         if self.max_secret_bytes < 1 {
             problems.push("--max-secret-bytes must be at least 1".into());
         }
@@ -227,6 +261,16 @@ impl ServeArgs {
                     max_per_workspace: self.max_secrets,
                 },
                 jwt,
+                engine: EngineConfig {
+                    workers: self.workers,
+                    lease: std::time::Duration::from_millis(self.lease_ms),
+                    egress: sealflow_egress::EgressOptions {
+                        allow_list,
+                        ..Default::default()
+                    },
+                    ..EngineConfig::default()
+                },
+                run_rate_limit: self.run_rate_limit,
             }),
             _ => Err(problems),
         }
@@ -246,6 +290,8 @@ impl Config {
             body_limit: 1024 * 1024,
             secret_limits: SecretLimits::default(),
             jwt: None,
+            engine: EngineConfig::default(),
+            run_rate_limit: 60,
         }
     }
 }

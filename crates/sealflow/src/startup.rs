@@ -10,8 +10,10 @@ use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, JwtVerifier};
 use crate::config::{Config, MasterKeySource, StorageConfig};
+use crate::domain::runs::RunsService;
 use crate::domain::secrets::SecretsService;
 use crate::domain::workflows::WorkflowsService;
+use crate::engine::Engine;
 use crate::http::{self, AppState};
 use crate::store::{self, Store};
 use crate::vault::{EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider, Vault};
@@ -20,6 +22,8 @@ use crate::vault::{EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    engine: Engine,
+    workers: usize,
 }
 
 impl Application {
@@ -42,6 +46,13 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let workflows = Arc::new(WorkflowsService::new(store.clone()));
+        let engine = Engine::new(&config.engine, store.clone(), secrets.clone())?;
+        let runs = Arc::new(RunsService::new(
+            store.clone(),
+            engine.clone(),
+            config.run_rate_limit,
+        ));
+        let workers = config.engine.workers;
         let public_base: Arc<str> = match &config.public_url {
             Some(url) => url.as_str().into(),
             None => format!("http://{}", listener.local_addr()?).into(),
@@ -53,9 +64,15 @@ impl Application {
             auth,
             secrets,
             workflows,
+            runs,
             public_base,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            engine,
+            workers,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -73,12 +90,27 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Runs the engine's workers and serves HTTP until `shutdown` completes; then finishes
+    /// in-flight requests and gives running steps a grace period (their leases cover the rest).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let workers = self.engine.start(self.workers, stop_rx);
         let app = http::router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        let grace = tokio::time::sleep(std::time::Duration::from_secs(10));
+        tokio::pin!(grace);
+        for worker in workers {
+            tokio::select! {
+                _ = &mut grace => break,
+                _ = worker => {},
+            }
+        }
+        served
     }
 
     /// Serves until SIGINT or SIGTERM.

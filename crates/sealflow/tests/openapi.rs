@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 
-/// The routes of spec §3, §4, §6, §8 and §9 that are built.
+/// The routes of spec §3, §4, §5, §6, §8 and §9 that are built.
 const REQUIRED: &[(&str, &str)] = &[
     ("get", "/api/workflows/secrets"),
     ("post", "/api/workflows/secrets"),
@@ -16,6 +16,10 @@ const REQUIRED: &[(&str, &str)] = &[
     ("delete", "/api/workflows/{id}"),
     ("get", "/api/workflows/{id}/versions"),
     ("get", "/api/workflows/templates"),
+    ("post", "/api/workflows/{id}/run"),
+    ("get", "/api/workflows/runs"),
+    ("get", "/api/workflows/runs/{id}"),
+    ("post", "/api/workflows/runs/{id}/cancel"),
     ("get", "/api/keys"),
     ("post", "/api/keys"),
     ("delete", "/api/keys"),

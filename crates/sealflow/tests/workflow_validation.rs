@@ -15,7 +15,9 @@ fn url() -> Value {
 }
 
 /// (what, body, status, message substrings, details.step)
-fn cases() -> Vec<(&'static str, Value, u16, Vec<&'static str>, Option<&'static str>)> {
+type Case = (&'static str, Value, u16, Vec<&'static str>, Option<&'static str>);
+
+fn cases() -> Vec<Case> {
     let ok_hook = hook("first", json!({"url": url()}));
     vec![
         (

@@ -160,6 +160,17 @@ impl SecretsService {
 
     /// Decrypts a secret's current value (for the engine at send time; never for a response).
     pub async fn reveal(&self, workspace_id: &str, name: &str) -> Result<SecretString, SecretsError> {
+        self.reveal_with_hosts(workspace_id, name)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// Decrypts a secret and returns it with the hosts it may be sent to (`None`: any).
+    pub async fn reveal_with_hosts(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<(SecretString, Option<Vec<String>>), SecretsError> {
         let row = self
             .store
             .get_secret(workspace_id, name)
@@ -170,7 +181,7 @@ impl SecretsService {
             name,
             version: row.version,
         };
-        Ok(self.vault.open(&aad, &row.sealed)?)
+        Ok((self.vault.open(&aad, &row.sealed)?, row.allowed_hosts))
     }
 }
 

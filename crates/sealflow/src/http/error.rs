@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::auth::AuthError;
+use crate::domain::runs::RunsError;
 use crate::domain::secrets::SecretsError;
 use crate::domain::workflows::WorkflowsError;
 use crate::store::StoreError;
@@ -164,6 +165,21 @@ impl From<WorkflowsError> for ApiError {
             WorkflowsError::NotFound(_) => Self::NotFound(e.to_string()),
             WorkflowsError::Busy(_) => Self::Conflict(e.to_string()),
             WorkflowsError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<RunsError> for ApiError {
+    fn from(e: RunsError) -> Self {
+        match e {
+            RunsError::BadRequest(m) => Self::BadRequest(m),
+            RunsError::NotFound(_) => Self::NotFound(e.to_string()),
+            RunsError::Conflict(m) => Self::Conflict(m),
+            RunsError::RateLimited { retry_after_secs, .. } => Self::TooManyRequests {
+                message: e.to_string(),
+                retry_after_secs,
+            },
+            RunsError::Store(e) => Self::internal(e),
         }
     }
 }

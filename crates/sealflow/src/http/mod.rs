@@ -8,6 +8,7 @@ mod extract;
 mod health;
 mod keys;
 mod paging;
+mod runs;
 mod secrets;
 mod templates;
 mod workflows;
@@ -29,6 +30,7 @@ pub use error::{ApiError, ErrorBody};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::domain::runs::RunsService;
 use crate::domain::secrets::SecretsService;
 use crate::domain::workflows::WorkflowsService;
 use crate::store::Store;
@@ -43,6 +45,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub secrets: Arc<SecretsService>,
     pub workflows: Arc<WorkflowsService>,
+    pub runs: Arc<RunsService>,
     /// The base URL clients reach this server at (no trailing slash).
     pub public_base: Arc<str>,
 }
@@ -64,6 +67,7 @@ impl AppState {
     tags(
         (name = "secrets", description = "Write-only secrets"),
         (name = "workflows", description = "Workflow definitions and templates"),
+        (name = "runs", description = "Runs of workflows"),
         (name = "keys", description = "API keys"),
         (name = "operations", description = "Health, readiness, this document"),
     )
@@ -106,6 +110,7 @@ fn workflow_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(secrets::router())
         .merge(templates::router())
+        .merge(runs::router())
         .merge(workflows::router())
 }
 

@@ -95,6 +95,52 @@ pub trait WorkflowRepo {
         -> StoreResult<Vec<WorkflowVersion>>;
 }
 
+/// Runs and their steps. Every write a worker makes is guarded by its lease (`owner`) and the
+/// run still being `running`, so a worker that lost its lease (or a cancelled run) writes nothing.
+#[async_trait]
+pub trait RunRepo {
+    /// Inserts a queued run. With an idempotency key, a live run holding the same key in the same
+    /// workflow is returned instead (keys older than `key_ttl_ms` are released first).
+    async fn insert_run(&self, run: &RunRecord, key_ttl_ms: i64) -> StoreResult<InsertRun>;
+    async fn get_run(&self, workspace_id: &str, id: &str) -> StoreResult<Option<RunRecord>>;
+    /// Newest first, filtered; also returns the total matching.
+    async fn list_runs(
+        &self,
+        workspace_id: &str,
+        workflow_id: Option<&str>,
+        status: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<(Vec<RunRecord>, i64)>;
+    async fn run_steps(&self, run_id: &str) -> StoreResult<Vec<StepRecord>>;
+    /// Claims one due run (queued, parked and due, or with an expired lease) for `owner`.
+    async fn claim_run(&self, owner: &str, now_ms: i64, lease_ms: i64) -> StoreResult<Option<RunRecord>>;
+    /// Extends the lease; false if it was lost or the run is no longer running.
+    async fn renew_lease(&self, run_id: &str, owner: &str, until_ms: i64) -> StoreResult<bool>;
+    /// Records a step result and where the run goes next.
+    async fn save_step(
+        &self,
+        run_id: &str,
+        owner: &str,
+        step: &StepRecord,
+        next_step: i64,
+    ) -> StoreResult<bool>;
+    /// Releases the lease until `wake_at` (a delay step); no worker is held meanwhile.
+    async fn park_run(&self, run_id: &str, owner: &str, wake_at: i64) -> StoreResult<bool>;
+    /// Ends the run as `completed` or `failed`.
+    async fn finish_run(
+        &self,
+        run_id: &str,
+        owner: &str,
+        status: &str,
+        error: Option<&str>,
+        at_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Cancels a run that has not finished.
+    async fn cancel_run(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<CancelRun>;
+    /// Counts one hit in the caller's window and returns the count so far.
+    async fn hit_rate_window(&self, bucket: &str, window_start_ms: i64) -> StoreResult<i64>;
+}
+
 #[async_trait]
 pub trait MasterKeyRepo {
     /// Every stored (key id, check value).
@@ -105,7 +151,7 @@ pub trait MasterKeyRepo {
 /// Everything the application needs from a backend.
 #[async_trait]
 pub trait Store:
-    WorkspaceRepo + ApiKeyRepo + SecretRepo + WorkflowRepo + MasterKeyRepo + Send + Sync
+    WorkspaceRepo + ApiKeyRepo + SecretRepo + WorkflowRepo + RunRepo + MasterKeyRepo + Send + Sync
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;

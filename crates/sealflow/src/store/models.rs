@@ -122,3 +122,58 @@ pub struct PageRequest {
     pub offset: i64,
     pub limit: i64,
 }
+
+/// A run as stored (spec §5). `definition` pins the trigger and steps it started with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub workflow_id: String,
+    pub workflow_name: String,
+    pub workflow_version: i64,
+    pub definition: serde_json::Value,
+    pub status: String,
+    pub trigger_type: String,
+    pub input: serde_json::Value,
+    pub error: Option<String>,
+    /// Index of the next step to execute.
+    pub next_step: i64,
+    pub wake_at: i64,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    /// How many steps completed (filled by reads; ignored by writes).
+    pub steps_completed: i64,
+}
+
+/// The recorded result of one step of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub idx: i64,
+    pub step_id: String,
+    pub step_type: String,
+    pub status: String,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+/// Outcome of inserting a run that may carry an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertRun {
+    Inserted,
+    /// A live run already holds this key; here it is.
+    Existing(Box<RunRecord>),
+}
+
+/// Outcome of a cancel request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelRun {
+    Cancelled,
+    AlreadyFinished(String),
+    NotFound,
+}

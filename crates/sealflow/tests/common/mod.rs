@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,6 +57,8 @@ impl TestApp {
             dir.path(),
             MasterKeySource::Inline(SecretString::from(master_key.clone())),
         );
+        // Idle workers look for due runs often, so tests do not wait on the poll interval.
+        config.engine.poll = Duration::from_millis(20);
         tweak(&mut config);
         let app = Application::build(config).await.expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -125,6 +129,39 @@ impl TestApp {
             req = req.json(b);
         }
         split(req.send().await.expect("request")).await
+    }
+
+    /// Creates a workflow and returns its id.
+    pub async fn workflow(&self, key: &str, body: Value) -> String {
+        let (status, wf) = self.post("/api/workflows", key, &body).await;
+        assert_eq!(status, 201, "{wf}");
+        wf["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a run and waits (server side, `?wait=`) up to `secs` for it to finish.
+    pub async fn run_and_wait(&self, key: &str, workflow_id: &str, input: Value, secs: u64) -> Value {
+        let (status, run) = self
+            .post(
+                &format!("/api/workflows/{workflow_id}/run?wait={secs}"),
+                key,
+                &serde_json::json!({"input": input}),
+            )
+            .await;
+        assert_eq!(status, 201, "{run}");
+        run
+    }
+
+    /// Polls a run until it has finished (or panics after `secs`).
+    pub async fn wait_finished(&self, key: &str, run_id: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, run) = self.get(&format!("/api/workflows/runs/{run_id}"), key).await;
+            if matches!(run["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run did not finish in {secs}s: {run}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Names of the workspace's secrets, as the API lists them.

@@ -16,6 +16,7 @@ use sqlx::{Row, SqlitePool};
 use super::*;
 use crate::vault::SealedSecret;
 
+mod runs;
 mod workflows;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -1,0 +1,221 @@
+//! Runs: starting a run of a workflow (with idempotency keys and the per-caller rate limit),
+//! reading runs and their step results, cancelling, and waiting for a run to finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::engine::Engine;
+use crate::ids::{new_id, now_ms};
+use crate::store::{CancelRun, InsertRun, PageRequest, RunRecord, StepRecord, Store, StoreError};
+
+pub const RUN_STATUSES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
+/// How long an idempotency key binds (spec §5: 24 h).
+const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+const WINDOW_MS: i64 = 60_000;
+
+#[derive(Debug, Error)]
+pub enum RunsError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("rate limit of {limit} runs per minute exceeded; retry in {retry_after_secs} s")]
+    RateLimited { limit: i64, retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a caller stands in its rate-limit window (for the `X-RateLimit-*` headers).
+#[derive(Debug, Clone, Copy)]
+pub struct RateState {
+    pub limit: i64,
+    pub remaining: i64,
+    /// Unix seconds when the window resets.
+    pub reset: i64,
+}
+
+/// A request to start a run.
+pub struct StartRun<'a> {
+    pub workspace_id: &'a str,
+    pub workflow_id: &'a str,
+    /// Who is asking (rate-limit bucket).
+    pub caller: &'a str,
+    pub trigger_type: &'a str,
+    pub input: Value,
+    pub idempotency_key: Option<String>,
+}
+
+/// The result of a start: the run, and whether it was an idempotent replay.
+pub struct Started {
+    pub run: RunRecord,
+    pub replayed: bool,
+}
+
+pub struct RunsService {
+    store: Arc<dyn Store>,
+    engine: Engine,
+    per_minute: i64,
+}
+
+impl RunsService {
+    pub fn new(store: Arc<dyn Store>, engine: Engine, per_minute: i64) -> Self {
+        Self {
+            store,
+            engine,
+            per_minute,
+        }
+    }
+
+    /// Counts a run request against the caller's one-minute window (shared through the database).
+    pub async fn check_rate(&self, caller: &str) -> Result<RateState, RunsError> {
+        let now = now_ms();
+        let window = now - now.rem_euclid(WINDOW_MS);
+        let hits = self
+            .store
+            .hit_rate_window(&format!("run:{caller}"), window)
+            .await?;
+        let reset_ms = window + WINDOW_MS;
+        let state = RateState {
+            limit: self.per_minute,
+            remaining: (self.per_minute - hits).max(0),
+            reset: reset_ms.div_euclid(1000),
+        };
+        if hits > self.per_minute {
+            let retry_after_secs = ((reset_ms - now + 999) / 1000).max(1) as u64;
+            return Err(RunsError::RateLimited {
+                limit: self.per_minute,
+                retry_after_secs,
+            });
+        }
+        Ok(state)
+    }
+
+    pub async fn start(&self, req: StartRun<'_>) -> Result<Started, RunsError> {
+        if !req.input.is_object() {
+            return Err(RunsError::BadRequest("input must be a JSON object".into()));
+        }
+        if let Some(key) = &req.idempotency_key {
+            if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(RunsError::BadRequest(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                ));
+            }
+        }
+        let wf = self
+            .store
+            .get_workflow(req.workspace_id, req.workflow_id)
+            .await?
+            .ok_or_else(|| RunsError::NotFound(format!("workflow {:?}", req.workflow_id)))?;
+        if wf.status == "paused" {
+            return Err(RunsError::Conflict(format!(
+                "workflow {:?} is paused; activate it to run it",
+                wf.id
+            )));
+        }
+        let request_hash = hex::encode(Sha256::digest(req.input.to_string().as_bytes()));
+        let now = now_ms();
+        let run = RunRecord {
+            id: new_id("run"),
+            workspace_id: req.workspace_id.to_owned(),
+            workflow_id: wf.id.clone(),
+            workflow_name: wf.name.clone(),
+            workflow_version: wf.version,
+            definition: json!({ "trigger": wf.trigger, "steps": wf.steps }),
+            status: "queued".into(),
+            trigger_type: req.trigger_type.to_owned(),
+            input: req.input,
+            error: None,
+            next_step: 0,
+            wake_at: now,
+            idempotency_key: req.idempotency_key,
+            request_hash: Some(request_hash.clone()),
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            steps_completed: 0,
+        };
+        match self.store.insert_run(&run, IDEMPOTENCY_TTL_MS).await? {
+            InsertRun::Inserted => {
+                self.engine.wake();
+                Ok(Started { run, replayed: false })
+            }
+            InsertRun::Existing(existing) if existing.request_hash.as_deref() == Some(&request_hash) => {
+                Ok(Started {
+                    run: *existing,
+                    replayed: true,
+                })
+            }
+            InsertRun::Existing(_) => Err(RunsError::Conflict(
+                "this Idempotency-Key was already used with a different request body".into(),
+            )),
+        }
+    }
+
+    pub async fn get(&self, workspace_id: &str, id: &str) -> Result<(RunRecord, Vec<StepRecord>), RunsError> {
+        let run = self
+            .store
+            .get_run(workspace_id, id)
+            .await?
+            .ok_or_else(|| RunsError::NotFound(format!("run {id:?}")))?;
+        let steps = self.store.run_steps(&run.id).await?;
+        Ok((run, steps))
+    }
+
+    /// Polls until the run has finished or `wait` has passed, then returns it as it stands.
+    pub async fn wait(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        wait: Duration,
+    ) -> Result<(RunRecord, Vec<StepRecord>), RunsError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let (run, steps) = self.get(workspace_id, id).await?;
+            if is_finished(&run.status) || tokio::time::Instant::now() >= deadline {
+                return Ok((run, steps));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn list(
+        &self,
+        workspace_id: &str,
+        workflow_id: Option<&str>,
+        status: Option<&str>,
+        page: PageRequest,
+    ) -> Result<(Vec<RunRecord>, i64), RunsError> {
+        if let Some(s) = status {
+            if !RUN_STATUSES.contains(&s) {
+                return Err(RunsError::BadRequest(format!(
+                    "status must be one of {}",
+                    RUN_STATUSES.join(", ")
+                )));
+            }
+        }
+        Ok(self
+            .store
+            .list_runs(workspace_id, workflow_id, status, page)
+            .await?)
+    }
+
+    pub async fn cancel(&self, workspace_id: &str, id: &str) -> Result<(), RunsError> {
+        match self.store.cancel_run(workspace_id, id, now_ms()).await? {
+            CancelRun::Cancelled => Ok(()),
+            CancelRun::AlreadyFinished(status) => Err(RunsError::Conflict(format!(
+                "run {id:?} has already finished ({status})"
+            ))),
+            CancelRun::NotFound => Err(RunsError::NotFound(format!("run {id:?}"))),
+        }
+    }
+}
+
+pub fn is_finished(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled")
+}

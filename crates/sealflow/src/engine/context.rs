@@ -1,0 +1,31 @@
+//! What templates render against during a run: input, earlier outputs, run and workflow ids.
+//! Secrets are not here: webhook steps resolve them at the moment of sending (see `webhook`).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+pub struct RunContext {
+    pub input: Value,
+    pub outputs: HashMap<String, Value>,
+    pub run_id: String,
+    pub workflow_id: String,
+}
+
+impl sealflow_template::Resolve for RunContext {
+    fn input(&self) -> &Value {
+        &self.input
+    }
+    fn step_output(&self, step_id: &str) -> Option<&Value> {
+        self.outputs.get(step_id)
+    }
+    fn run_id(&self) -> Option<&str> {
+        Some(&self.run_id)
+    }
+    fn workflow_id(&self) -> Option<&str> {
+        Some(&self.workflow_id)
+    }
+    fn secret(&self, _name: &str) -> Option<&str> {
+        None
+    }
+}

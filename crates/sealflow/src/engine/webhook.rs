@@ -1,0 +1,379 @@
+//! The webhook step: render the request, resolve secrets at the moment of sending, send through
+//! the egress guard with retries, and record only masked output.
+//!
+//! Secrets are encoded by where they are placed: a whole-URL secret is used as the URL, a secret
+//! inside a URL is percent-encoded, a secret in a header must not contain CR or LF, and a secret
+//! in a JSON body becomes a JSON string (serde escapes it). A secret's `allowed_hosts` is checked
+//! against the final URL before anything is sent, and requests that carry a secret never follow
+//! redirects (a 3xx fails the step), so a secret cannot be bounced to another host.
+//!
+//! Residual copies: the rendered URL is held in zeroizing memory, but header values and body
+//! bytes live in `http`/`bytes` buffers that cannot be zeroized; they are dropped when the send
+//! finishes.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::HeaderMap;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rand::Rng;
+use sealflow_egress::{read_body_capped, EgressClient, EgressError, OutboundRequest};
+use sealflow_redact::Redactor;
+use sealflow_template::{Tag, Template, TemplateString};
+use sealflow_workflow::WebhookConfig;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::context::RunContext;
+use crate::domain::secrets::{SecretsError, SecretsService};
+
+/// Response bytes kept per step.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Upper bound on one wait between attempts (also caps a remote `Retry-After`).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const BASE_BACKOFF_MS: u64 = 200;
+/// Everything but RFC 3986 unreserved characters is encoded.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// How a webhook step ended. `output`/`error` are already masked.
+pub struct WebhookOutcome {
+    pub ok: bool,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub attempts: i64,
+}
+
+impl WebhookOutcome {
+    fn failed(error: String, attempts: i64) -> Self {
+        Self {
+            ok: false,
+            output: None,
+            error: Some(error),
+            attempts,
+        }
+    }
+}
+
+/// One resolved secret: its value and where it may be sent.
+struct Resolved {
+    value: SecretString,
+    allowed_hosts: Option<Vec<String>>,
+}
+
+pub struct WebhookStep<'a> {
+    pub workspace_id: &'a str,
+    pub run_id: &'a str,
+    pub step_id: &'a str,
+    pub config: &'a WebhookConfig,
+    pub ctx: &'a RunContext,
+    pub secrets: &'a SecretsService,
+    pub egress: &'a EgressClient,
+    /// Masks every secret the run has resolved; this step adds its own.
+    pub redactor: &'a mut Redactor,
+}
+
+impl WebhookStep<'_> {
+    pub async fn run(self) -> WebhookOutcome {
+        let WebhookStep {
+            workspace_id,
+            run_id,
+            step_id,
+            config,
+            ctx,
+            secrets,
+            egress,
+            redactor,
+        } = self;
+        let prepared = match prepare(workspace_id, config, ctx, secrets, redactor).await {
+            Ok(p) => p,
+            Err(message) => return WebhookOutcome::failed(redactor.redact_str(&message).into_owned(), 0),
+        };
+        let delivery_id = format!("{run_id}-{step_id}");
+        let max_attempts = 1 + i64::from(config.retries);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut req = OutboundRequest::new(prepared.method.clone(), prepared.url.as_str());
+            req.headers = prepared.headers.clone();
+            for name in ["idempotency-key", "x-sealflow-delivery"] {
+                if !req.headers.contains_key(name) {
+                    req.headers
+                        .insert(name, HeaderValue::from_str(&delivery_id).expect("ids are ASCII"));
+                }
+            }
+            req.body = prepared.body.clone();
+            req.timeout = Some(Duration::from_millis(config.timeout_ms));
+            let started = Instant::now();
+            let retry_after = match egress.send(req, !prepared.carries_secret).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
+                    let host = resp.url().host_str().unwrap_or_default().to_owned();
+                    let (body, truncated) = match read_body_capped(resp, MAX_RESPONSE_BYTES).await {
+                        Ok(b) => b,
+                        Err(e) => (Bytes::new(), e.is_retryable()),
+                    };
+                    let mut output = json!({ "status_code": status.as_u16(), "body": parse_body(&body) });
+                    if truncated {
+                        output["truncated"] = Value::Bool(true);
+                    }
+                    redactor.redact_json(&mut output);
+                    if status.is_success() {
+                        return WebhookOutcome {
+                            ok: true,
+                            output: Some(output),
+                            error: None,
+                            attempts,
+                        };
+                    }
+                    let retryable = status.as_u16() == 429 || status.is_server_error();
+                    if !retryable || attempts >= max_attempts {
+                        let mut error =
+                            format!("HTTP {} from {host} after {attempts} attempt(s)", status.as_u16());
+                        if status.is_redirection() && prepared.carries_secret {
+                            error.push_str("; redirects are not followed for requests that carry secrets");
+                        }
+                        return WebhookOutcome {
+                            ok: false,
+                            output: Some(output),
+                            error: Some(error),
+                            attempts,
+                        };
+                    }
+                    retry_after
+                }
+                Err(e) => {
+                    if !e.is_retryable() || attempts >= max_attempts {
+                        let error = redactor.redact_str(&describe(&e)).into_owned();
+                        return WebhookOutcome::failed(
+                            format!("{error} (after {attempts} attempt(s))"),
+                            attempts,
+                        );
+                    }
+                    None
+                }
+            };
+            tracing::debug!(
+                step = step_id,
+                attempts,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "webhook retry"
+            );
+            tokio::time::sleep(backoff(attempts, retry_after)).await;
+        }
+    }
+}
+
+struct Prepared {
+    method: http::Method,
+    url: Zeroizing<String>,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    carries_secret: bool,
+}
+
+/// Renders the request; resolves (decrypts) the secrets it names; checks where they may go.
+async fn prepare(
+    workspace_id: &str,
+    config: &WebhookConfig,
+    ctx: &RunContext,
+    secrets: &SecretsService,
+    redactor: &mut Redactor,
+) -> Result<Prepared, String> {
+    let url_t = TemplateString::parse(&config.url).map_err(|e| format!("config.url: {e}"))?;
+    let header_ts: Vec<(&String, TemplateString)> = config
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            TemplateString::parse(v)
+                .map(|t| (k, t))
+                .map_err(|e| format!("config.headers.{k}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let body_t = config
+        .body
+        .as_ref()
+        .map(Template::parse)
+        .transpose()
+        .map_err(|e| format!("config.body: {e}"))?;
+
+    let mut names: Vec<String> = url_t.secret_names().into_iter().map(str::to_owned).collect();
+    for (_, t) in &header_ts {
+        names.extend(t.secret_names().into_iter().map(str::to_owned));
+    }
+    if let Some(b) = &body_t {
+        names.extend(b.secret_names().into_iter().map(str::to_owned));
+    }
+    names.sort();
+    names.dedup();
+    let mut resolved: BTreeMap<String, Resolved> = BTreeMap::new();
+    for name in &names {
+        match secrets.reveal_with_hosts(workspace_id, name).await {
+            Ok((value, allowed_hosts)) => {
+                redactor.add(value.expose_secret());
+                resolved.insert(name.clone(), Resolved { value, allowed_hosts });
+            }
+            Err(SecretsError::NotFound(_)) => return Err(format!("secret {name:?} not found")),
+            Err(e) => {
+                tracing::error!(error = %e, secret = %name, "could not decrypt a secret");
+                return Err(format!("secret {name:?} could not be decrypted"));
+            }
+        }
+    }
+    let plain =
+        |tag: &Tag| -> Result<Value, String> { tag.resolve(ctx).ok_or_else(|| format!("{tag} not found")) };
+
+    // URL: a whole-URL tag is used as it is; a tag inside a URL is percent-encoded if secret.
+    let whole = url_t.whole_tag().is_some();
+    let url = url_t.render_string_with(|tag| -> Result<Cow<'_, str>, String> {
+        match tag {
+            Tag::Secret { name } => {
+                let v = resolved[name].value.expose_secret();
+                Ok(if whole {
+                    Cow::Owned(v.to_owned())
+                } else {
+                    Cow::Owned(utf8_percent_encode(v, COMPONENT).to_string())
+                })
+            }
+            other => plain(other).map(|v| Cow::Owned(sealflow_template::to_text(&v).into_owned())),
+        }
+    })?;
+    let url = Zeroizing::new(url.into_owned());
+    let parsed = sealflow_egress::Url::parse(&url)
+        .map_err(|_| "config.url does not render to a valid URL".to_owned())?;
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    for (name, r) in &resolved {
+        if let Some(hosts) = &r.allowed_hosts {
+            if !hosts.iter().any(|pattern| host_matches(pattern, &host)) {
+                return Err(format!(
+                    "secret {name:?} may not be sent to {host:?} (not in its allowed_hosts)"
+                ));
+            }
+        }
+    }
+
+    let mut headers = HeaderMap::new();
+    for (name, t) in &header_ts {
+        let value = t.render_string_with(|tag| -> Result<Cow<'_, str>, String> {
+            match tag {
+                Tag::Secret { name } => Ok(Cow::Owned(resolved[name].value.expose_secret().to_owned())),
+                other => plain(other).map(|v| Cow::Owned(sealflow_template::to_text(&v).into_owned())),
+            }
+        })?;
+        let value = Zeroizing::new(value.into_owned());
+        if value.contains(['\r', '\n']) {
+            return Err(format!(
+                "header {name}: the rendered value contains CR or LF; refusing to send"
+            ));
+        }
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header {name}: invalid name"))?;
+        let header_value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("header {name}: the rendered value is not valid"))?;
+        headers.insert(header_name, header_value);
+    }
+
+    let body = match &body_t {
+        None => None,
+        Some(t) => {
+            let rendered = t
+                .render_with(|tag| match tag {
+                    Tag::Secret { name } => {
+                        Ok(Value::String(resolved[name].value.expose_secret().to_owned()))
+                    }
+                    other => plain(other),
+                })
+                .map_err(|e| format!("config.body{}: {}", e.location, e.error))?;
+            let (bytes, content_type) = match rendered {
+                Value::String(s) => (Bytes::from(s), "text/plain; charset=utf-8"),
+                other => (
+                    Bytes::from(serde_json::to_vec(&other).expect("JSON values serialize")),
+                    "application/json",
+                ),
+            };
+            if !headers.contains_key(CONTENT_TYPE) {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            }
+            Some(bytes)
+        }
+    };
+    let method = http::Method::from_bytes(config.method.as_str().as_bytes()).expect("validated method");
+    Ok(Prepared {
+        method,
+        url,
+        headers,
+        body,
+        carries_secret: !resolved.is_empty(),
+    })
+}
+
+/// `hooks.example.com` matches itself; `*.example.com` matches its subdomains.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len()
+                && host.ends_with(suffix)
+                && host[..host.len() - suffix.len()].ends_with('.')
+        }
+        None => pattern == host,
+    }
+}
+
+fn parse_body(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let secs: u64 = value?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_BACKOFF))
+}
+
+/// Exponential backoff with jitter (half to all of 200 ms · 2^(n-1)), or the server's Retry-After.
+fn backoff(attempt: i64, retry_after: Option<Duration>) -> Duration {
+    if let Some(d) = retry_after {
+        return d;
+    }
+    let exp = BASE_BACKOFF_MS.saturating_mul(1 << (attempt - 1).clamp(0, 16));
+    let jittered = rand::thread_rng().gen_range(exp / 2..=exp);
+    Duration::from_millis(jittered).min(MAX_BACKOFF)
+}
+
+/// Egress errors already name only the host; keep them as they are.
+fn describe(e: &EgressError) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns_match_exact_hosts_and_subdomains_only() {
+        assert!(host_matches("hooks.slack.com", "hooks.slack.com"));
+        assert!(!host_matches("hooks.slack.com", "evil.hooks.slack.com"));
+        assert!(host_matches("*.example.com", "a.example.com"));
+        assert!(host_matches("*.example.com", "a.b.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(!host_matches("*.example.com", "badexample.com"));
+    }
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        assert!(backoff(1, None) <= Duration::from_millis(200));
+        assert!(backoff(3, None) >= Duration::from_millis(400));
+        assert_eq!(backoff(2, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert!(backoff(40, None) <= MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,321 @@
+//! One worker: claim a due run, execute its steps in order while renewing the lease, record each
+//! result, then finish, fail or park the run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sealflow_egress::EgressClient;
+use sealflow_redact::Redactor;
+use sealflow_template::TemplateString;
+use sealflow_workflow::{Branch, Definition, StepConfig};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use super::condition;
+use super::context::RunContext;
+use super::webhook::WebhookStep;
+use crate::domain::secrets::SecretsService;
+use crate::ids::now_ms;
+use crate::store::{RunRecord, StepRecord, Store, StoreError};
+
+pub(super) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<SecretsService>,
+    pub egress: EgressClient,
+    pub instance: String,
+    pub lease_ms: i64,
+    pub poll: Duration,
+    pub wake: Notify,
+}
+
+pub(super) async fn run_worker(shared: Arc<Shared>, n: usize, mut shutdown: watch::Receiver<bool>) {
+    let owner = format!("{}/w{n}", shared.instance);
+    while !*shutdown.borrow() {
+        match shared.store.claim_run(&owner, now_ms(), shared.lease_ms).await {
+            Ok(Some(run)) => {
+                let run_id = run.id.clone();
+                if let Err(e) = execute(&shared, &owner, run).await {
+                    // The lease will expire and the run will be taken over; nothing is lost.
+                    tracing::error!(run_id = %run_id, error = %e, "run interrupted by a storage error");
+                }
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = shared.wake.notified() => {},
+                    () = tokio::time::sleep(shared.poll) => {},
+                    _ = shutdown.changed() => {},
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not claim a run");
+                tokio::time::sleep(shared.poll).await;
+            }
+        }
+    }
+}
+
+/// Why execution stopped early.
+enum Stop {
+    /// The lease was lost or the run was cancelled: write nothing more.
+    Lost,
+}
+
+async fn execute(shared: &Shared, owner: &str, run: RunRecord) -> Result<(), StoreError> {
+    let def =
+        match sealflow_workflow::validate(Some(&run.definition["trigger"]), Some(&run.definition["steps"])) {
+            Ok(def) => def,
+            Err(e) => {
+                let error = format!("the stored definition is no longer valid: {e}");
+                shared
+                    .store
+                    .finish_run(&run.id, owner, "failed", Some(&error), now_ms())
+                    .await?;
+                return Ok(());
+            }
+        };
+    // Renew the lease in the background; `lost` turns true when renewal fails (lost or cancelled).
+    let (lost_tx, lost) = watch::channel(false);
+    let renewer = {
+        let store = shared.store.clone();
+        let (run_id, owner, lease_ms) = (run.id.clone(), owner.to_owned(), shared.lease_ms);
+        tokio::spawn(async move {
+            let every = Duration::from_millis((lease_ms / 3).max(50) as u64);
+            loop {
+                tokio::time::sleep(every).await;
+                match store.renew_lease(&run_id, &owner, now_ms() + lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = lost_tx.send(true);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(run_id = %run_id, error = %e, "lease renewal failed; retrying"),
+                }
+            }
+        })
+    };
+    let result = execute_steps(shared, owner, &run, &def, lost).await;
+    renewer.abort();
+    match result {
+        Ok(()) | Err(Outcome::Stopped(Stop::Lost)) => Ok(()),
+        Err(Outcome::Store(e)) => Err(e),
+    }
+}
+
+enum Outcome {
+    Stopped(Stop),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Outcome {
+    fn from(e: StoreError) -> Self {
+        Outcome::Store(e)
+    }
+}
+
+fn guard(saved: bool) -> Result<(), Outcome> {
+    if saved {
+        Ok(())
+    } else {
+        Err(Outcome::Stopped(Stop::Lost))
+    }
+}
+
+async fn execute_steps(
+    shared: &Shared,
+    owner: &str,
+    run: &RunRecord,
+    def: &Definition,
+    mut lost: watch::Receiver<bool>,
+) -> Result<(), Outcome> {
+    let recorded = shared.store.run_steps(&run.id).await?;
+    let mut ctx = RunContext {
+        input: run.input.clone(),
+        outputs: HashMap::new(),
+        run_id: run.id.clone(),
+        workflow_id: run.workflow_id.clone(),
+    };
+    for step in recorded.iter().filter(|s| s.status == "completed") {
+        if let Some(out) = &step.output {
+            ctx.outputs.insert(step.step_id.clone(), out.clone());
+        }
+    }
+    let mut redactor = Redactor::new();
+    let mut idx = run.next_step as usize;
+    while idx < def.steps.len() {
+        if *lost.borrow() {
+            return Err(Outcome::Stopped(Stop::Lost));
+        }
+        let step = &def.steps[idx];
+        let started = now_ms();
+        let mut record = StepRecord {
+            idx: idx as i64,
+            step_id: step.id.clone(),
+            step_type: step.step_type.as_str().to_owned(),
+            status: "completed".into(),
+            output: None,
+            error: None,
+            attempts: 1,
+            started_at: Some(started),
+            completed_at: None,
+        };
+        let mut next = idx + 1;
+        match &step.config {
+            StepConfig::Delay(delay) => {
+                let parked = recorded
+                    .iter()
+                    .find(|s| s.idx == idx as i64 && s.status == "running");
+                match parked {
+                    // Woken after the wait: the delay is done.
+                    Some(p) => {
+                        record.started_at = p.started_at;
+                        record.output = Some(json!({ "waited_seconds": delay.seconds }));
+                    }
+                    None => {
+                        record.status = "running".into();
+                        let wake_at = started + (delay.seconds as i64) * 1000;
+                        guard(
+                            shared
+                                .store
+                                .save_step(&run.id, owner, &record, idx as i64)
+                                .await?,
+                        )?;
+                        guard(shared.store.park_run(&run.id, owner, wake_at).await?)?;
+                        return Ok(());
+                    }
+                }
+            }
+            StepConfig::Transform(_) => match step.template.render(&ctx) {
+                Ok(rendered) => record.output = Some(rendered.get("output").cloned().unwrap_or(Value::Null)),
+                Err(e) => {
+                    record.status = "failed".into();
+                    record.error = Some(format!("{}: {}", e.location.trim_start_matches('/'), e.error));
+                }
+            },
+            StepConfig::Condition(c) => {
+                let field = TemplateString::parse(&c.field)
+                    .map(|t| t.render_lenient(&ctx))
+                    .unwrap_or(Value::Null);
+                let value = c
+                    .value
+                    .as_ref()
+                    .map(|v| sealflow_template::Template::parse(v).map(|t| t.render_lenient(&ctx)))
+                    .transpose()
+                    .unwrap_or(None);
+                match condition::evaluate(c.operator, &field, value.as_ref()) {
+                    Ok(result) => {
+                        record.output = Some(json!({ "result": result }));
+                        let target = if result {
+                            c.then
+                                .as_deref()
+                                .map(|id| Branch::Step(id.to_owned()))
+                                .unwrap_or(Branch::Step(
+                                    def.steps.get(idx + 1).map(|s| s.id.clone()).unwrap_or_default(),
+                                ))
+                        } else {
+                            c.else_.clone()
+                        };
+                        next = match target {
+                            Branch::Step(id) => def
+                                .steps
+                                .iter()
+                                .position(|s| s.id == id)
+                                .unwrap_or(def.steps.len()),
+                            Branch::End => def.steps.len(),
+                        };
+                    }
+                    Err(e) => {
+                        record.status = "failed".into();
+                        record.error = Some(e);
+                    }
+                }
+            }
+            StepConfig::Webhook(w) => {
+                // Record the attempt first, so a crash mid-send is visible as a running step.
+                let mut running = record.clone();
+                running.status = "running".into();
+                running.attempts = 0;
+                guard(
+                    shared
+                        .store
+                        .save_step(&run.id, owner, &running, idx as i64)
+                        .await?,
+                )?;
+                let send = WebhookStep {
+                    workspace_id: &run.workspace_id,
+                    run_id: &run.id,
+                    step_id: &step.id,
+                    config: w,
+                    ctx: &ctx,
+                    secrets: &shared.secrets,
+                    egress: &shared.egress,
+                    redactor: &mut redactor,
+                }
+                .run();
+                let outcome = tokio::select! {
+                    o = send => o,
+                    // Cancelled or lease lost: abort the in-flight request.
+                    _ = lost.wait_for(|l| *l) => return Err(Outcome::Stopped(Stop::Lost)),
+                };
+                record.status = if outcome.ok { "completed" } else { "failed" }.into();
+                record.output = outcome.output;
+                record.error = outcome.error;
+                record.attempts = outcome.attempts;
+            }
+        }
+        let finished = now_ms();
+        record.completed_at = Some(finished);
+        if record.status == "failed" {
+            let error = format!(
+                "step {:?} failed: {}",
+                step.id,
+                record.error.as_deref().unwrap_or("unknown error")
+            );
+            guard(
+                shared
+                    .store
+                    .save_step(&run.id, owner, &record, idx as i64)
+                    .await?,
+            )?;
+            guard(
+                shared
+                    .store
+                    .finish_run(&run.id, owner, "failed", Some(&error), finished)
+                    .await?,
+            )?;
+            return Ok(());
+        }
+        if let Some(out) = &record.output {
+            ctx.outputs.insert(step.id.clone(), out.clone());
+        }
+        guard(
+            shared
+                .store
+                .save_step(&run.id, owner, &record, next as i64)
+                .await?,
+        )?;
+        // Steps a condition jumped over are recorded as skipped.
+        for (skip_idx, skipped) in def.steps.iter().enumerate().take(next).skip(idx + 1) {
+            let skip = StepRecord {
+                idx: skip_idx as i64,
+                step_id: skipped.id.clone(),
+                step_type: skipped.step_type.as_str().to_owned(),
+                status: "skipped".into(),
+                output: None,
+                error: None,
+                attempts: 0,
+                started_at: None,
+                completed_at: Some(finished),
+            };
+            guard(shared.store.save_step(&run.id, owner, &skip, next as i64).await?)?;
+        }
+        idx = next;
+    }
+    guard(
+        shared
+            .store
+            .finish_run(&run.id, owner, "completed", None, now_ms())
+            .await?,
+    )?;
+    Ok(())
+}
