@@ -72,5 +72,5 @@ async fn the_official_python_client_drives_workflows_and_templates() {
     let app = TestApp::spawn().await;
     run_client_script(&app, "workflows_client.py").await;
     let (_, list) = app.get("/api/workflows", &app.admin_key).await;
-    assert_eq!(list["total"], 2, "{list}");
+    assert_eq!(list["total"], 3, "{list}");
 }

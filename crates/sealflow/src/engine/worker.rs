@@ -162,27 +162,22 @@ async fn execute_steps(
         let mut next = idx + 1;
         match &step.config {
             StepConfig::Delay(delay) => {
-                let parked = recorded
-                    .iter()
-                    .find(|s| s.idx == idx as i64 && s.status == "running");
-                match parked {
-                    // Woken after the wait: the delay is done.
-                    Some(p) => {
-                        record.started_at = p.started_at;
-                        record.output = Some(json!({ "waited_seconds": delay.seconds }));
-                    }
-                    None => {
-                        record.status = "running".into();
-                        let wake_at = started + (delay.seconds as i64) * 1000;
-                        guard(
-                            shared
-                                .store
-                                .save_step(&run.id, owner, &record, idx as i64)
-                                .await?,
-                        )?;
-                        guard(shared.store.park_run(&run.id, owner, wake_at).await?)?;
-                        return Ok(());
-                    }
+                let parked = recorded.iter().find(|s| s.idx == idx as i64 && s.status == "running");
+                // The wake-up time is kept on the step itself, so a worker that died between
+                // recording the step and parking the run cannot cut the wait short.
+                let wake_at = parked
+                    .and_then(|p| p.output.as_ref()?.get("wake_at_ms")?.as_i64())
+                    .unwrap_or(started + (delay.seconds as i64) * 1000);
+                if parked.is_some() && wake_at <= started {
+                    record.started_at = parked.and_then(|p| p.started_at);
+                    record.output = Some(json!({ "waited_seconds": delay.seconds }));
+                } else {
+                    record.status = "running".into();
+                    record.started_at = parked.and_then(|p| p.started_at).or(Some(started));
+                    record.output = Some(json!({ "wake_at_ms": wake_at }));
+                    guard(shared.store.save_step(&run.id, owner, &record, idx as i64).await?)?;
+                    guard(shared.store.park_run(&run.id, owner, wake_at).await?)?;
+                    return Ok(());
                 }
             }
             StepConfig::Transform(_) => match step.template.render(&ctx) {

@@ -7,6 +7,7 @@ failed check.
 import os
 import sys
 
+import httpx
 from encrata import Encrata
 from encrata.exceptions import APIError
 
@@ -52,5 +53,23 @@ try:
     check(False, "an unsupported step type must raise")
 except APIError as e:
     check(e.status_code == 422 and "email_lookup" in e.message and "webhook" in e.message, f"422: {e.message}")
+
+# Runs: the client reads them; it has no call to start one, so start it with plain HTTP.
+shaper = client.create_workflow(
+    "Shaper", steps=[{"id": "shape", "type": "transform", "config": {"output": {"doubled": "{{input.x}}{{input.x}}"}}}]
+)
+started = httpx.post(
+    f"{os.environ['SEALFLOW_URL']}/api/workflows/{shaper.id}/run?wait=10",
+    headers={"Authorization": f"Bearer {os.environ['SEALFLOW_KEY']}"},
+    json={"input": {"x": "ab"}},
+)
+check(started.status_code == 201, f"run: {started.status_code} {started.text}")
+run = client.get_workflow_run(started.json()["id"])
+check(run.status == "completed" and run.workflow_id == shaper.id and run.workflow_name == "Shaper", f"run: {run}")
+check(run.steps_total == 1 and run.steps_completed == 1, f"run counts: {run}")
+check(run.steps[0].output == {"doubled": "abab"} and run.steps[0].status == "completed", f"steps: {run.steps}")
+check(run.input == {"x": "ab"} and run.completed_at, f"run fields: {run}")
+runs, total = client.list_workflow_runs(workflow_id=shaper.id)
+check(total == 1 and runs[0].id == run.id, f"list runs: {total} {runs}")
 
 print("all client checks passed")
