@@ -36,6 +36,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "SEALFLOW_LEASE_MS",
     "SEALFLOW_EGRESS_ALLOW",
     "SEALFLOW_RUN_RATE_LIMIT",
+    "SEALFLOW_HOOK_RATE_LIMIT",
     "SEALFLOW_LOG",
     "SEALFLOW_LOG_FORMAT",
 ];
@@ -89,6 +90,9 @@ pub struct ServeArgs {
     /// Runs one caller may start per minute (429 beyond).
     #[arg(long, env = "SEALFLOW_RUN_RATE_LIMIT", default_value_t = 60)]
     pub run_rate_limit: i64,
+    /// Webhook calls one workflow accepts per minute at its ingest URL (429 beyond).
+    #[arg(long, env = "SEALFLOW_HOOK_RATE_LIMIT", default_value_t = 600)]
+    pub hook_rate_limit: i64,
     /// PEM public key (RSA, EC P-256 or Ed25519) that verifies JWTs (RS256/ES256/EdDSA). An HS256
     /// secret is given instead by SEALFLOW_JWT_SECRET or SEALFLOW_JWT_SECRET_FILE.
     #[arg(long, env = "SEALFLOW_JWT_PUBLIC_KEY_FILE")]
@@ -147,6 +151,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Runs one caller may start per minute.
     pub run_rate_limit: i64,
+    /// Ingest calls one workflow accepts per minute.
+    pub hook_rate_limit: i64,
 }
 
 fn env_secret(name: &str, problems: &mut Vec<String>) -> Option<SecretString> {
@@ -213,6 +219,9 @@ impl ServeArgs {
         if self.lease_ms < 500 {
             problems.push("--lease-ms must be at least 500".into());
         }
+        if self.hook_rate_limit < 1 {
+            problems.push("--hook-rate-limit must be at least 1".into());
+        }
         if self.run_rate_limit < 1 {
             problems.push("--run-rate-limit must be at least 1".into());
         }
@@ -271,6 +280,7 @@ impl ServeArgs {
                     ..EngineConfig::default()
                 },
                 run_rate_limit: self.run_rate_limit,
+                hook_rate_limit: self.hook_rate_limit,
             }),
             _ => Err(problems),
         }
@@ -292,6 +302,7 @@ impl Config {
             jwt: None,
             engine: EngineConfig::default(),
             run_rate_limit: 60,
+            hook_rate_limit: 600,
         }
     }
 }

@@ -24,6 +24,7 @@ pub struct Application {
     state: AppState,
     engine: Engine,
     workers: usize,
+    schedule_every: std::time::Duration,
 }
 
 impl Application {
@@ -47,12 +48,9 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let workflows = Arc::new(WorkflowsService::new(store.clone()));
         let engine = Engine::new(&config.engine, store.clone(), secrets.clone())?;
-        let runs = Arc::new(RunsService::new(
-            store.clone(),
-            engine.clone(),
-            config.run_rate_limit,
-        ));
+        let runs = Arc::new(RunsService::new(store.clone(), engine.clone()));
         let workers = config.engine.workers;
+        let schedule_every = config.engine.schedule_every;
         let public_base: Arc<str> = match &config.public_url {
             Some(url) => url.as_str().into(),
             None => format!("http://{}", listener.local_addr()?).into(),
@@ -72,6 +70,7 @@ impl Application {
             state,
             engine,
             workers,
+            schedule_every,
         })
     }
 
@@ -94,7 +93,13 @@ impl Application {
     /// in-flight requests and gives running steps a grace period (their leases cover the rest).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let workers = self.engine.start(self.workers, stop_rx);
+        let mut workers = self.engine.start(self.workers, stop_rx.clone());
+        let scheduler = crate::engine::scheduler::Scheduler::new(
+            self.engine.store(),
+            Arc::new(crate::engine::scheduler::SystemClock),
+            self.engine.clone(),
+        );
+        workers.push(tokio::spawn(scheduler.run(self.schedule_every, stop_rx)));
         let app = http::router(self.state);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -162,7 +167,19 @@ async fn recv_or_pend(signal: Option<&mut tokio::signal::unix::Signal>) {
 /// With no key configured, `<data-dir>/master.key` is used; it is generated only when the
 /// database has never held encrypted data, so a lost key file is an error, not a silent new key.
 pub async fn open_store_and_vault(storage: &StorageConfig) -> anyhow::Result<(Arc<dyn Store>, Arc<Vault>)> {
-    let store = store::open(&storage.database_url).await?;
+    let url = storage.database_url.as_str();
+    if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        && matches!(storage.master_key, MasterKeySource::Default(_))
+    {
+        // Every instance of a fleet must seal with the same key; a key file generated on one
+        // machine would leave the others unable to decrypt, so PostgreSQL never generates one.
+        anyhow::bail!(
+            "no master key is configured: with PostgreSQL a fleet of instances must share one \
+             master key, so set SEALFLOW_MASTER_KEY (base64) or --master-key-file on every instance \
+             (no key file is generated for PostgreSQL)"
+        );
+    }
+    let store = store::open(url).await?;
     let checks = store.master_key_checks().await?;
     let key = match &storage.master_key {
         MasterKeySource::Inline(text) => EnvKeyProvider(text.clone()).load()?,

@@ -10,7 +10,9 @@ use thiserror::Error;
 
 use crate::engine::Engine;
 use crate::ids::{new_id, now_ms};
-use crate::store::{CancelRun, InsertRun, PageRequest, RunRecord, StepRecord, Store, StoreError};
+use crate::store::{
+    CancelRun, InsertRun, PageRequest, RunRecord, StepRecord, Store, StoreError, WorkflowRecord,
+};
 
 pub const RUN_STATUSES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
 /// How long an idempotency key binds (spec §5: 24 h).
@@ -25,7 +27,7 @@ pub enum RunsError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("rate limit of {limit} runs per minute exceeded; retry in {retry_after_secs} s")]
+    #[error("rate limit of {limit} requests per minute exceeded; retry in {retry_after_secs} s")]
     RateLimited { limit: i64, retry_after_secs: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -44,8 +46,6 @@ pub struct RateState {
 pub struct StartRun<'a> {
     pub workspace_id: &'a str,
     pub workflow_id: &'a str,
-    /// Who is asking (rate-limit bucket).
-    pub caller: &'a str,
     pub trigger_type: &'a str,
     pub input: Value,
     pub idempotency_key: Option<String>,
@@ -60,36 +60,29 @@ pub struct Started {
 pub struct RunsService {
     store: Arc<dyn Store>,
     engine: Engine,
-    per_minute: i64,
 }
 
 impl RunsService {
-    pub fn new(store: Arc<dyn Store>, engine: Engine, per_minute: i64) -> Self {
-        Self {
-            store,
-            engine,
-            per_minute,
-        }
+    pub fn new(store: Arc<dyn Store>, engine: Engine) -> Self {
+        Self { store, engine }
     }
 
-    /// Counts a run request against the caller's one-minute window (shared through the database).
-    pub async fn check_rate(&self, caller: &str) -> Result<RateState, RunsError> {
+    /// Counts a request against `bucket`'s one-minute window of `limit` (shared through the
+    /// database, so every instance counts the same window).
+    pub async fn check_rate(&self, bucket: &str, limit: i64) -> Result<RateState, RunsError> {
         let now = now_ms();
         let window = now - now.rem_euclid(WINDOW_MS);
-        let hits = self
-            .store
-            .hit_rate_window(&format!("run:{caller}"), window)
-            .await?;
+        let hits = self.store.hit_rate_window(bucket, window).await?;
         let reset_ms = window + WINDOW_MS;
         let state = RateState {
-            limit: self.per_minute,
-            remaining: (self.per_minute - hits).max(0),
+            limit,
+            remaining: (limit - hits).max(0),
             reset: reset_ms.div_euclid(1000),
         };
-        if hits > self.per_minute {
+        if hits > limit {
             let retry_after_secs = ((reset_ms - now + 999) / 1000).max(1) as u64;
             return Err(RunsError::RateLimited {
-                limit: self.per_minute,
+                limit,
                 retry_after_secs,
             });
         }
@@ -118,28 +111,14 @@ impl RunsService {
                 wf.id
             )));
         }
-        let request_hash = hex::encode(Sha256::digest(req.input.to_string().as_bytes()));
-        let now = now_ms();
-        let run = RunRecord {
-            id: new_id("run"),
-            workspace_id: req.workspace_id.to_owned(),
-            workflow_id: wf.id.clone(),
-            workflow_name: wf.name.clone(),
-            workflow_version: wf.version,
-            definition: json!({ "trigger": wf.trigger, "steps": wf.steps }),
-            status: "queued".into(),
-            trigger_type: req.trigger_type.to_owned(),
-            input: req.input,
-            error: None,
-            next_step: 0,
-            wake_at: now,
-            idempotency_key: req.idempotency_key,
-            request_hash: Some(request_hash.clone()),
-            created_at: now,
-            started_at: None,
-            completed_at: None,
-            steps_completed: 0,
-        };
+        if req.trigger_type == "webhook" && wf.status != "active" {
+            return Err(RunsError::Conflict(format!(
+                "workflow {:?} is {}; only active workflows accept webhook calls",
+                wf.id, wf.status
+            )));
+        }
+        let run = new_run(&wf, req.trigger_type, req.input, req.idempotency_key, now_ms());
+        let request_hash = run.request_hash.clone().unwrap_or_default();
         match self.store.insert_run(&run, IDEMPOTENCY_TTL_MS).await? {
             InsertRun::Inserted => {
                 self.engine.wake();
@@ -213,6 +192,36 @@ impl RunsService {
             ))),
             CancelRun::NotFound => Err(RunsError::NotFound(format!("run {id:?}"))),
         }
+    }
+}
+
+/// A queued run of `wf`'s current version, due now.
+pub fn new_run(
+    wf: &WorkflowRecord,
+    trigger_type: &str,
+    input: Value,
+    idempotency_key: Option<String>,
+    now: i64,
+) -> RunRecord {
+    RunRecord {
+        id: new_id("run"),
+        workspace_id: wf.workspace_id.clone(),
+        workflow_id: wf.id.clone(),
+        workflow_name: wf.name.clone(),
+        workflow_version: wf.version,
+        definition: json!({ "trigger": wf.trigger, "steps": wf.steps }),
+        status: "queued".into(),
+        trigger_type: trigger_type.to_owned(),
+        request_hash: Some(hex::encode(Sha256::digest(input.to_string().as_bytes()))),
+        input,
+        error: None,
+        next_step: 0,
+        wake_at: now,
+        idempotency_key,
+        created_at: now,
+        started_at: None,
+        completed_at: None,
+        steps_completed: 0,
     }
 }
 

@@ -34,6 +34,8 @@ pub enum WorkflowsError {
     NotFound(String),
     #[error("workflow {0:?} is being changed by another request; try again")]
     Busy(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -192,6 +194,28 @@ impl WorkflowsService {
             }
         }
         Err(WorkflowsError::Busy(id.to_owned()))
+    }
+
+    /// Gives a webhook-triggered workflow a new token; the old URL stops working at once.
+    pub async fn rotate_webhook(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<WorkflowRecord, WorkflowsError> {
+        let token = ids::random_base62(32);
+        if !self
+            .store
+            .rotate_webhook_token(workspace_id, id, &token, ids::now_ms())
+            .await?
+        {
+            let wf = self.get(workspace_id, id).await?;
+            return Err(WorkflowsError::Conflict(format!(
+                "workflow {:?} has a {} trigger, not a webhook trigger",
+                wf.id,
+                wf.trigger["type"].as_str().unwrap_or("unknown")
+            )));
+        }
+        self.get(workspace_id, id).await
     }
 
     pub async fn delete(&self, workspace_id: &str, id: &str) -> Result<(), WorkflowsError> {

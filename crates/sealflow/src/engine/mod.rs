@@ -9,6 +9,7 @@
 
 mod condition;
 mod context;
+pub mod scheduler;
 mod webhook;
 mod worker;
 
@@ -31,6 +32,8 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// How often idle workers look for due runs (they are also woken when a run is created).
     pub poll: Duration,
+    /// How often the scheduler looks for due schedule ticks.
+    pub schedule_every: Duration,
     pub egress: EgressOptions,
 }
 
@@ -40,6 +43,7 @@ impl Default for EngineConfig {
             workers: 8,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(250),
+            schedule_every: Duration::from_secs(1),
             egress: EgressOptions::default(),
         }
     }
@@ -81,6 +85,11 @@ impl Engine {
                 tokio::spawn(async move { worker::run_worker(shared, n, shutdown).await })
             })
             .collect()
+    }
+
+    /// The store the engine works on (for the scheduler).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.inner.store.clone()
     }
 
     /// Wakes idle workers (after a run was created).

@@ -162,7 +162,9 @@ async fn execute_steps(
         let mut next = idx + 1;
         match &step.config {
             StepConfig::Delay(delay) => {
-                let parked = recorded.iter().find(|s| s.idx == idx as i64 && s.status == "running");
+                let parked = recorded
+                    .iter()
+                    .find(|s| s.idx == idx as i64 && s.status == "running");
                 // The wake-up time is kept on the step itself, so a worker that died between
                 // recording the step and parking the run cannot cut the wait short.
                 let wake_at = parked
@@ -175,7 +177,12 @@ async fn execute_steps(
                     record.status = "running".into();
                     record.started_at = parked.and_then(|p| p.started_at).or(Some(started));
                     record.output = Some(json!({ "wake_at_ms": wake_at }));
-                    guard(shared.store.save_step(&run.id, owner, &record, idx as i64).await?)?;
+                    guard(
+                        shared
+                            .store
+                            .save_step(&run.id, owner, &record, idx as i64)
+                            .await?,
+                    )?;
                     guard(shared.store.park_run(&run.id, owner, wake_at).await?)?;
                     return Ok(());
                 }

@@ -164,6 +164,7 @@ impl From<WorkflowsError> for ApiError {
             WorkflowsError::BadRequest(m) => Self::BadRequest(m),
             WorkflowsError::NotFound(_) => Self::NotFound(e.to_string()),
             WorkflowsError::Busy(_) => Self::Conflict(e.to_string()),
+            WorkflowsError::Conflict(m) => Self::Conflict(m),
             WorkflowsError::Store(e) => Self::internal(e),
         }
     }

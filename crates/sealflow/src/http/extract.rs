@@ -26,6 +26,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// The raw bytes of a JSON request body (content type and size checked), for callers that must
+/// see the exact bytes, such as a signature check.
+pub struct JsonBytes(pub Bytes);
+
+impl FromRequest<AppState> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        check_content_type(req.headers())?;
+        read_body(req, state).await.map(JsonBytes)
+    }
+}
+
 /// A JSON body that may be absent (empty); used where a query string is the alternative.
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
@@ -77,7 +90,7 @@ async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     })
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -6,6 +6,7 @@
 mod error;
 mod extract;
 mod health;
+mod hooks;
 mod keys;
 mod paging;
 mod runs;
@@ -68,6 +69,7 @@ impl AppState {
         (name = "secrets", description = "Write-only secrets"),
         (name = "workflows", description = "Workflow definitions and templates"),
         (name = "runs", description = "Runs of workflows"),
+        (name = "triggers", description = "Webhook ingest"),
         (name = "keys", description = "API keys"),
         (name = "operations", description = "Health, readiness, this document"),
     )
@@ -118,7 +120,10 @@ fn workflow_routes() -> OpenApiRouter<AppState> {
 pub fn routes_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
-        .nest("/api", workflow_routes().merge(keys::router()))
+        .nest(
+            "/api",
+            workflow_routes().merge(keys::router()).merge(hooks::router()),
+        )
         .split_for_parts()
 }
 

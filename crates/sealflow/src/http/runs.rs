@@ -98,10 +98,10 @@ pub struct RunBody {
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Answer when the run has finished or after this many seconds (at most 30).
-    wait: Option<u64>,
+    pub wait: Option<u64>,
 }
 
-fn rate_headers(headers: &mut HeaderMap, rate: &RateState) {
+pub fn rate_headers(headers: &mut HeaderMap, rate: &RateState) {
     for (name, value) in [
         ("x-ratelimit-limit", rate.limit),
         ("x-ratelimit-remaining", rate.remaining),
@@ -136,7 +136,10 @@ async fn start(
 ) -> Result<Response, ApiError> {
     principal.require(Access::Write)?;
     let caller = caller_id(&principal);
-    let rate = state.runs.check_rate(&caller).await?;
+    let rate = state
+        .runs
+        .check_rate(&format!("run:{caller}"), state.config.run_rate_limit)
+        .await?;
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_owned))
@@ -147,7 +150,6 @@ async fn start(
         .start(StartRun {
             workspace_id: &principal.workspace_id,
             workflow_id: &id,
-            caller: &caller,
             trigger_type: "manual",
             input: body.and_then(|b| b.input).unwrap_or_else(|| json!({})),
             idempotency_key,

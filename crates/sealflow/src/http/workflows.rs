@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get_one, update, delete))
         .routes(routes!(versions))
+        .routes(routes!(rotate_webhook))
 }
 
 /// A workflow as the API shows it (spec §4).
@@ -266,5 +267,30 @@ async fn versions(
                 created_at: rfc3339(v.created_at),
             })
             .collect(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotatedWebhook {
+    webhook_url: String,
+}
+
+#[utoipa::path(post, path = "/workflows/{id}/webhook/rotate", tag = "workflows", params(("id" = String, Path)),
+    responses((status = 200, body = RotatedWebhook), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn rotate_webhook(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RotatedWebhook>, ApiError> {
+    principal.require(Access::Write)?;
+    let wf = state
+        .workflows
+        .rotate_webhook(&principal.workspace_id, &id)
+        .await?;
+    let token = wf.webhook_token.as_deref().unwrap_or_default();
+    tracing::info!(workflow_id = %wf.id, "webhook URL rotated");
+    Ok(Json(RotatedWebhook {
+        webhook_url: webhook_url(state.public_base(), token),
     }))
 }

@@ -1,10 +1,11 @@
 //! Persistence: one repository trait per aggregate, and the backends that implement them.
 //!
 //! Callers hold an `Arc<dyn Store>` and never see SQL; a backend is chosen once, by the database
-//! URL's scheme ([`open`]). SQLite is the embedded default. The traits are the seam a PostgreSQL
-//! backend plugs into beside it. Rows carry epoch-millisecond timestamps and prefixed text ids.
+//! URL's scheme ([`open`]). SQLite is the embedded default; PostgreSQL serves several instances
+//! sharing one database. Rows carry epoch-millisecond timestamps and prefixed text ids.
 
 mod models;
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use models::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Failures of the storage layer. The driver's text stays in the source chain for logs; the HTTP
@@ -90,6 +92,18 @@ pub trait WorkflowRepo {
     async fn update_workflow(&self, wf: &WorkflowRecord, expected_version: i64) -> StoreResult<bool>;
     /// Deletes the workflow and its versions; false if there was none.
     async fn delete_workflow(&self, workspace_id: &str, id: &str) -> StoreResult<bool>;
+    /// The workflow whose webhook URL holds `token` (any workspace: the token is the credential).
+    async fn find_workflow_by_webhook_token(&self, token: &str) -> StoreResult<Option<WorkflowRecord>>;
+    /// Replaces a webhook-triggered workflow's token; false if it has none (or is not there).
+    async fn rotate_webhook_token(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        token: &str,
+        at_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Every `active` workflow with a `schedule` trigger, across workspaces.
+    async fn list_active_schedules(&self) -> StoreResult<Vec<WorkflowRecord>>;
     /// Every saved version, oldest first; empty if the workflow is not in the workspace.
     async fn list_workflow_versions(&self, workspace_id: &str, id: &str)
         -> StoreResult<Vec<WorkflowVersion>>;
@@ -137,6 +151,11 @@ pub trait RunRepo {
     ) -> StoreResult<bool>;
     /// Cancels a run that has not finished.
     async fn cancel_run(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<CancelRun>;
+    /// Records the firing of schedule tick `tick_at` and inserts its run, atomically; false (and
+    /// nothing inserted) if that tick has already fired, on this instance or another.
+    async fn insert_scheduled_run(&self, run: &RunRecord, tick_at: i64) -> StoreResult<bool>;
+    /// The latest tick fired for a workflow.
+    async fn last_schedule_tick(&self, workflow_id: &str) -> StoreResult<Option<i64>>;
     /// Counts one hit in the caller's window and returns the count so far.
     async fn hit_rate_window(&self, bucket: &str, window_start_ms: i64) -> StoreResult<i64>;
 }
@@ -166,12 +185,11 @@ pub async fn open(database_url: &str) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(database_url).await?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Err(StoreError::UnsupportedUrl(
-            "PostgreSQL is not supported by this build yet; use a sqlite:// URL".into(),
-        ))
+        Ok(Arc::new(PgStore::open(database_url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(format!(
-            "unsupported database URL scheme in {:?}: write sqlite://PATH (e.g. sqlite://./data/sealflow.db)",
+            "unsupported database URL scheme in {:?}: write sqlite://PATH (e.g. sqlite://./data/sealflow.db) \
+             or postgres://USER@HOST:PORT/DATABASE",
             database_url.split(':').next().unwrap_or_default()
         )))
     }

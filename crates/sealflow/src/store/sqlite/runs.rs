@@ -63,6 +63,36 @@ fn step_from_row(row: &SqliteRow) -> StoreResult<StepRecord> {
     })
 }
 
+/// Inserts a queued run unless its idempotency key is taken (then nothing is inserted).
+async fn insert_run_row(
+    conn: &mut sqlx::SqliteConnection,
+    run: &RunRecord,
+) -> Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
+                           status, trigger_type, input_json, next_step, wake_at, idempotency_key, \
+                           request_hash, created_at, seq) \
+         SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, $8, 0, $9, $10, $11, $12, \
+                COALESCE((SELECT MAX(seq) FROM runs WHERE workspace_id = $2), 0) + 1 \
+         WHERE true \
+         ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING",
+    )
+    .bind(&run.id)
+    .bind(&run.workspace_id)
+    .bind(&run.workflow_id)
+    .bind(&run.workflow_name)
+    .bind(run.workflow_version)
+    .bind(run.definition.to_string())
+    .bind(&run.trigger_type)
+    .bind(run.input.to_string())
+    .bind(run.wake_at)
+    .bind(&run.idempotency_key)
+    .bind(&run.request_hash)
+    .bind(run.created_at)
+    .execute(conn)
+    .await
+}
+
 #[async_trait]
 impl RunRepo for SqliteStore {
     async fn insert_run(&self, run: &RunRecord, key_ttl_ms: i64) -> StoreResult<InsertRun> {
@@ -80,29 +110,7 @@ impl RunRepo for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let done = sqlx::query(
-            "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
-                               status, trigger_type, input_json, next_step, wake_at, idempotency_key, \
-                               request_hash, created_at, seq) \
-             SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, $8, 0, $9, $10, $11, $12, \
-                    COALESCE((SELECT MAX(seq) FROM runs WHERE workspace_id = $2), 0) + 1 \
-             WHERE true \
-             ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING",
-        )
-        .bind(&run.id)
-        .bind(&run.workspace_id)
-        .bind(&run.workflow_id)
-        .bind(&run.workflow_name)
-        .bind(run.workflow_version)
-        .bind(run.definition.to_string())
-        .bind(&run.trigger_type)
-        .bind(run.input.to_string())
-        .bind(run.wake_at)
-        .bind(&run.idempotency_key)
-        .bind(&run.request_hash)
-        .bind(run.created_at)
-        .execute(&mut *tx)
-        .await?;
+        let done = insert_run_row(&mut tx, run).await?;
         let outcome = if done.rows_affected() == 1 {
             InsertRun::Inserted
         } else {
@@ -308,6 +316,35 @@ impl RunRepo for SqliteStore {
         };
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn insert_scheduled_run(&self, run: &RunRecord, tick_at: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let fired = sqlx::query(
+            "INSERT INTO schedule_firings (workflow_id, tick_at, run_id, fired_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (workflow_id, tick_at) DO NOTHING",
+        )
+        .bind(&run.workflow_id)
+        .bind(tick_at)
+        .bind(&run.id)
+        .bind(run.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if fired.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_run_row(&mut tx, run).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn last_schedule_tick(&self, workflow_id: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(tick_at) FROM schedule_firings WHERE workflow_id = $1")
+                .bind(workflow_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn hit_rate_window(&self, bucket: &str, window_start_ms: i64) -> StoreResult<i64> {

@@ -164,6 +164,48 @@ impl WorkflowRepo for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn find_workflow_by_webhook_token(&self, token: &str) -> StoreResult<Option<WorkflowRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflows WHERE webhook_token = $1"
+        ))
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(workflow_from_row).transpose()
+    }
+
+    async fn rotate_webhook_token(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        token: &str,
+        at_ms: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE workflows SET webhook_token = $3, updated_at = MAX(updated_at, $4) \
+             WHERE workspace_id = $1 AND id = $2 AND webhook_token IS NOT NULL",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(token)
+        .bind(at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_active_schedules(&self) -> StoreResult<Vec<WorkflowRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM workflows WHERE status = 'active' AND trigger_json LIKE '%\"type\":\"schedule\"%'"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(workflow_from_row)
+            .filter(|w| w.as_ref().map_or(true, |w| w.trigger["type"] == "schedule"))
+            .collect()
+    }
+
     async fn list_workflow_versions(
         &self,
         workspace_id: &str,

@@ -1,0 +1,1128 @@
+//! One storage suite, generated for every backend by [`storage_tests!`]: each test body takes an
+//! `Arc<dyn Store>` and runs once on a fresh SQLite file (`sqlite::…`) and once on a fresh
+//! PostgreSQL database (`postgres::…`), so the two backends are held to the same contract.
+//!
+//! PostgreSQL: set `SEALFLOW_TEST_POSTGRES_URL` to a server where the user may create databases,
+//! e.g. `postgres://postgres@127.0.0.1:5432/postgres` (`scripts/test` sets it). Each test creates
+//! `sf_test_<random>` there and drops it afterwards, pass or fail. When the variable is unset the
+//! PostgreSQL variants FAIL with `PostgreSQL storage tests NOT RUN: …` rather than pass silently;
+//! set `SEALFLOW_SKIP_POSTGRES=1` to skip them on purpose.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use sealflow::ids::new_id;
+use sealflow::store::{
+    ApiKeyRecord, CancelRun, InsertRun, InsertSecret, PageRequest, Role, RunRecord, SecretRecord, StepRecord,
+    Store, WorkflowRecord,
+};
+use sealflow::vault::SealedSecret;
+use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Every test body is bounded, so a stuck lock fails the test instead of hanging CI.
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// An arbitrary "now"; the store takes time as a parameter, so tests need no real clock.
+const NOW: i64 = 1_800_000_000_000;
+const LEASE_MS: i64 = 30_000;
+
+macro_rules! storage_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::on_sqlite(crate::$name).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::on_postgres(crate::$name).await;
+                }
+            )+
+        }
+    };
+}
+
+storage_tests!(
+    workspaces_are_created_once_and_found_by_id_or_slug,
+    master_key_checks_are_stored_once_per_key,
+    api_keys_are_found_by_hash_until_revoked_or_deleted,
+    secrets_are_inserted_up_to_the_limit_and_never_twice_by_name,
+    concurrent_secret_inserts_never_exceed_the_limit,
+    secret_replacement_is_guarded_by_the_expected_version,
+    secrets_are_listed_by_name_with_their_allowed_hosts,
+    workflows_are_listed_newest_first_with_paging_and_status_filter,
+    workflow_updates_are_guarded_by_version_and_keep_every_version,
+    a_repeated_idempotency_key_returns_the_existing_run_until_it_expires,
+    concurrent_inserts_with_one_idempotency_key_create_one_run,
+    a_due_run_is_claimed_by_one_worker_until_its_lease_expires,
+    a_parked_or_future_run_is_claimable_only_after_wake_at,
+    guarded_writes_fail_for_a_wrong_owner_or_after_cancel,
+    cancelling_reports_finished_and_missing_runs,
+    runs_are_listed_newest_first_and_filtered_by_workflow_and_status,
+    rate_windows_count_hits_per_bucket_and_window,
+    concurrent_claimers_never_claim_the_same_run_twice,
+    a_schedule_tick_fires_once_across_concurrent_instances,
+    webhook_tokens_find_and_rotate_only_their_workflow,
+);
+
+#[test]
+fn migration_folders_have_identical_file_names() {
+    let names = |backend: &str| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = names("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, names("postgres"), "migration folders drifted apart");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = sealflow::store::open(&url).await.expect("open SQLite store");
+    assert_eq!(store.backend(), "sqlite");
+    tokio::time::timeout(TEST_TIMEOUT, test(store))
+        .await
+        .expect("storage test timed out");
+}
+
+/// The server URL, or None when PostgreSQL is explicitly skipped; panics when it is merely unset.
+fn postgres_server_url() -> Option<String> {
+    match std::env::var("SEALFLOW_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("SEALFLOW_SKIP_POSTGRES").as_deref() == Ok("1") => {
+            eprintln!("PostgreSQL storage tests skipped: SEALFLOW_SKIP_POSTGRES=1");
+            None
+        }
+        _ => {
+            let msg = "PostgreSQL storage tests NOT RUN: SEALFLOW_TEST_POSTGRES_URL is unset";
+            eprintln!("{msg}");
+            panic!("{msg} (set it, e.g. postgres://postgres@127.0.0.1:5432/postgres, or set SEALFLOW_SKIP_POSTGRES=1 to skip on purpose)");
+        }
+    }
+}
+
+/// `server` with its database path replaced by `database`, keeping any `?query`.
+fn with_database(server: &str, database: &str) -> String {
+    let (base, query) = server.split_once('?').map_or((server, ""), |(b, q)| (b, q));
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{database}{query}", &base[..path_start])
+}
+
+async fn on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(server) = postgres_server_url() else {
+        return;
+    };
+    let database = format!("sf_test_{}", sealflow::ids::random_base62(16).to_lowercase());
+    let mut admin = PgConnection::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to SEALFLOW_TEST_POSTGRES_URL: {e}"));
+    admin
+        .execute(format!("CREATE DATABASE {database}").as_str())
+        .await
+        .expect("create test database");
+    let url = with_database(&server, &database);
+    let outcome = AssertUnwindSafe(async {
+        let store = sealflow::store::open(&url).await.expect("open PostgreSQL store");
+        assert_eq!(store.backend(), "postgres");
+        tokio::time::timeout(TEST_TIMEOUT, test(store))
+            .await
+            .expect("storage test timed out");
+    })
+    .catch_unwind()
+    .await;
+    // FORCE ends the store's pooled connections, which may outlive the dropped store briefly.
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
+        .await
+        .expect("drop test database");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+async fn workspace(store: &Arc<dyn Store>, slug: &str) -> String {
+    store.ensure_workspace(slug).await.unwrap().id
+}
+
+fn api_key(workspace_id: &str, hash: &str) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: new_id("key"),
+        workspace_id: workspace_id.into(),
+        name: "ci".into(),
+        role: Role::Member,
+        key_hash: hash.into(),
+        key_preview: "sf_live_abc…".into(),
+        created_at: NOW,
+        last_used: None,
+        total_requests: 0,
+        revoked_at: None,
+    }
+}
+
+fn secret(workspace_id: &str, name: &str, version: i64, hosts: Option<Vec<&str>>) -> SecretRecord {
+    SecretRecord {
+        workspace_id: workspace_id.into(),
+        name: name.into(),
+        version,
+        sealed: SealedSecret {
+            kek_id: "kek_test".into(),
+            wrapped_dek: vec![1, 2, 3, 0, 255],
+            ciphertext: format!("ct-{name}-{version}").into_bytes(),
+        },
+        allowed_hosts: hosts.map(|h| h.into_iter().map(String::from).collect()),
+        created_at: NOW,
+        updated_at: NOW + version,
+    }
+}
+
+fn workflow(workspace_id: &str, name: &str, status: &str) -> WorkflowRecord {
+    WorkflowRecord {
+        id: new_id("wf"),
+        workspace_id: workspace_id.into(),
+        name: name.into(),
+        description: format!("{name} description"),
+        status: status.into(),
+        trigger: json!({"type": "manual"}),
+        steps: json!([{"id": "s1", "type": "delay", "seconds": 1}]),
+        template_id: None,
+        version: 1,
+        webhook_token: None,
+        // One shared timestamp: ordering must come from creation order, not the clock.
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+fn run(workspace_id: &str, workflow_id: &str, key: Option<&str>, created_at: i64) -> RunRecord {
+    RunRecord {
+        id: new_id("run"),
+        workspace_id: workspace_id.into(),
+        workflow_id: workflow_id.into(),
+        workflow_name: "nightly".into(),
+        workflow_version: 1,
+        definition: json!({"trigger": {"type": "manual"}, "steps": []}),
+        status: "queued".into(),
+        trigger_type: "manual".into(),
+        input: json!({"n": 1}),
+        error: None,
+        next_step: 0,
+        wake_at: created_at,
+        idempotency_key: key.map(String::from),
+        request_hash: key.map(|k| format!("hash-{k}")),
+        created_at,
+        started_at: None,
+        completed_at: None,
+        steps_completed: 0,
+    }
+}
+
+fn step(idx: i64, status: &str) -> StepRecord {
+    StepRecord {
+        idx,
+        step_id: format!("s{idx}"),
+        step_type: "http".into(),
+        status: status.into(),
+        output: (status == "completed").then(|| json!({"status": 200})),
+        error: None,
+        attempts: 1,
+        started_at: Some(NOW),
+        completed_at: (status != "running").then_some(NOW + 5),
+    }
+}
+
+const ALL: PageRequest = PageRequest {
+    offset: 0,
+    limit: 100,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Workspaces, master keys, API keys
+
+async fn workspaces_are_created_once_and_found_by_id_or_slug(store: Arc<dyn Store>) {
+    let first = store.ensure_workspace("acme").await.unwrap();
+    let again = store.ensure_workspace("acme").await.unwrap();
+    assert_eq!(first, again);
+    assert!(first.id.starts_with("ws_"), "{}", first.id);
+    let other = store.ensure_workspace("globex").await.unwrap();
+    assert_ne!(first.id, other.id);
+    assert_eq!(
+        store.find_workspace(&first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.find_workspace("acme").await.unwrap(), Some(first));
+    assert_eq!(store.find_workspace("initech").await.unwrap(), None);
+}
+
+async fn master_key_checks_are_stored_once_per_key(store: Arc<dyn Store>) {
+    assert!(store.master_key_checks().await.unwrap().is_empty());
+    store
+        .insert_master_key_check("mk_a", b"check-a", NOW)
+        .await
+        .unwrap();
+    store
+        .insert_master_key_check("mk_a", b"other", NOW + 1)
+        .await
+        .unwrap();
+    store
+        .insert_master_key_check("mk_b", &[0, 1, 255], NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.master_key_checks().await.unwrap(),
+        vec![
+            ("mk_a".to_string(), b"check-a".to_vec()),
+            ("mk_b".to_string(), vec![0, 1, 255])
+        ]
+    );
+}
+
+async fn api_keys_are_found_by_hash_until_revoked_or_deleted(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    let key = api_key(&ws, "hash-1");
+    store.insert_api_key(&key).await.unwrap();
+    let found = store
+        .find_active_api_key("hash-1")
+        .await
+        .unwrap()
+        .expect("active key");
+    assert_eq!(
+        (found.id.as_str(), found.role, found.total_requests),
+        (key.id.as_str(), Role::Member, 0)
+    );
+    assert!(store.find_active_api_key("hash-2").await.unwrap().is_none());
+
+    store.touch_api_key(&key.id, NOW + 10).await.unwrap();
+    store.touch_api_key(&key.id, NOW + 20).await.unwrap();
+    let listed = store.list_api_keys(&ws).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].total_requests, listed[0].last_used),
+        (2, Some(NOW + 20))
+    );
+    assert!(store.list_api_keys(&other_ws).await.unwrap().is_empty());
+
+    assert!(
+        !store.revoke_api_key(&other_ws, &key.id, NOW).await.unwrap(),
+        "other workspace"
+    );
+    assert!(store.revoke_api_key(&ws, &key.id, NOW + 30).await.unwrap());
+    assert!(store.find_active_api_key("hash-1").await.unwrap().is_none());
+    // A second revoke keeps the first revocation time.
+    store.revoke_api_key(&ws, &key.id, NOW + 99).await.unwrap();
+    assert_eq!(
+        store.list_api_keys(&ws).await.unwrap()[0].revoked_at,
+        Some(NOW + 30)
+    );
+
+    assert!(!store.delete_api_key(&other_ws, &key.id).await.unwrap());
+    assert!(store.delete_api_key(&ws, &key.id).await.unwrap());
+    assert!(!store.delete_api_key(&ws, &key.id).await.unwrap());
+    assert!(store.list_api_keys(&ws).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+
+async fn secrets_are_inserted_up_to_the_limit_and_never_twice_by_name(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    assert_eq!(
+        store.insert_secret(&secret(&ws, "a", 1, None), 2).await.unwrap(),
+        InsertSecret::Inserted
+    );
+    assert_eq!(
+        store.insert_secret(&secret(&ws, "a", 1, None), 2).await.unwrap(),
+        InsertSecret::NameExists
+    );
+    assert_eq!(
+        store.insert_secret(&secret(&ws, "b", 1, None), 2).await.unwrap(),
+        InsertSecret::Inserted
+    );
+    assert_eq!(
+        store.insert_secret(&secret(&ws, "c", 1, None), 2).await.unwrap(),
+        InsertSecret::LimitReached
+    );
+    // At the limit an existing name is still reported as existing, and the limit is per workspace.
+    assert_eq!(
+        store.insert_secret(&secret(&ws, "a", 1, None), 2).await.unwrap(),
+        InsertSecret::NameExists
+    );
+    assert_eq!(
+        store
+            .insert_secret(&secret(&other_ws, "c", 1, None), 2)
+            .await
+            .unwrap(),
+        InsertSecret::Inserted
+    );
+    let stored = store.get_secret(&ws, "b").await.unwrap().expect("b");
+    assert_eq!(stored.sealed, secret(&ws, "b", 1, None).sealed);
+    assert!(store.get_secret(&ws, "c").await.unwrap().is_none());
+}
+
+async fn concurrent_secret_inserts_never_exceed_the_limit(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            let row = secret(&ws, &format!("s{i:02}"), 1, None);
+            tokio::spawn(async move { store.insert_secret(&row, 3).await.unwrap() })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            InsertSecret::Inserted => inserted += 1,
+            InsertSecret::LimitReached => {}
+            InsertSecret::NameExists => panic!("names are distinct"),
+        }
+    }
+    assert_eq!(inserted, 3);
+    assert_eq!(store.list_secrets(&ws).await.unwrap().len(), 3);
+}
+
+async fn secret_replacement_is_guarded_by_the_expected_version(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    store
+        .insert_secret(&secret(&ws, "token", 1, None), 10)
+        .await
+        .unwrap();
+    let v2 = secret(&ws, "token", 2, Some(vec!["api.example.com"]));
+    assert!(store.replace_secret(&v2, 1).await.unwrap());
+    // A writer that read version 1 lost the race.
+    assert!(!store
+        .replace_secret(&secret(&ws, "token", 2, None), 1)
+        .await
+        .unwrap());
+    let stored = store.get_secret(&ws, "token").await.unwrap().expect("token");
+    assert_eq!(
+        (stored.version, stored.sealed, stored.allowed_hosts),
+        (2, v2.sealed, v2.allowed_hosts)
+    );
+    assert!(!store
+        .replace_secret(&secret(&ws, "missing", 2, None), 1)
+        .await
+        .unwrap());
+
+    assert!(store.delete_secret(&ws, "token").await.unwrap());
+    assert!(!store.delete_secret(&ws, "token").await.unwrap());
+    assert!(store.get_secret(&ws, "token").await.unwrap().is_none());
+}
+
+async fn secrets_are_listed_by_name_with_their_allowed_hosts(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    for (name, hosts) in [
+        ("zeta", None),
+        ("alpha", Some(vec!["a.example", "b.example"])),
+        ("mid", Some(vec![])),
+    ] {
+        store
+            .insert_secret(&secret(&ws, name, 1, hosts), 10)
+            .await
+            .unwrap();
+    }
+    let listed = store.list_secrets(&ws).await.unwrap();
+    let names: Vec<_> = listed.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "mid", "zeta"]);
+    assert_eq!(
+        listed[0].allowed_hosts,
+        Some(vec!["a.example".to_string(), "b.example".to_string()])
+    );
+    assert_eq!(listed[1].allowed_hosts, Some(vec![]));
+    assert_eq!(listed[2].allowed_hosts, None);
+    assert!(store.list_secrets(&other_ws).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workflows
+
+async fn workflows_are_listed_newest_first_with_paging_and_status_filter(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let wf = workflow(
+            &ws,
+            &format!("wf{i}"),
+            if i % 2 == 0 { "active" } else { "draft" },
+        );
+        store.insert_workflow(&wf).await.unwrap();
+        ids.push(wf.id);
+    }
+    store
+        .insert_workflow(&workflow(&other_ws, "elsewhere", "active"))
+        .await
+        .unwrap();
+
+    let page = |offset, limit| PageRequest { offset, limit };
+    let (first, total) = store.list_workflows(&ws, None, page(0, 2)).await.unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(
+        first.iter().map(|w| &w.id).collect::<Vec<_>>(),
+        [&ids[4], &ids[3]]
+    );
+    let (second, _) = store.list_workflows(&ws, None, page(2, 2)).await.unwrap();
+    assert_eq!(
+        second.iter().map(|w| &w.id).collect::<Vec<_>>(),
+        [&ids[2], &ids[1]]
+    );
+    let (last, _) = store.list_workflows(&ws, None, page(4, 2)).await.unwrap();
+    assert_eq!(last.iter().map(|w| &w.id).collect::<Vec<_>>(), [&ids[0]]);
+
+    let (active, total) = store.list_workflows(&ws, Some("active"), ALL).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        active.iter().map(|w| &w.id).collect::<Vec<_>>(),
+        [&ids[4], &ids[2], &ids[0]]
+    );
+    assert_eq!(
+        store.list_workflows(&ws, Some("paused"), ALL).await.unwrap(),
+        (vec![], 0)
+    );
+
+    let fetched = store.get_workflow(&ws, &ids[1]).await.unwrap().expect("wf1");
+    assert_eq!(fetched, workflow_with_id(&ws, "wf1", "draft", &ids[1]));
+    assert!(store.get_workflow(&other_ws, &ids[1]).await.unwrap().is_none());
+}
+
+fn workflow_with_id(ws: &str, name: &str, status: &str, id: &str) -> WorkflowRecord {
+    WorkflowRecord {
+        id: id.into(),
+        ..workflow(ws, name, status)
+    }
+}
+
+async fn workflow_updates_are_guarded_by_version_and_keep_every_version(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    let v1 = workflow(&ws, "nightly", "draft");
+    store.insert_workflow(&v1).await.unwrap();
+    let v2 = WorkflowRecord {
+        name: "nightly-v2".into(),
+        status: "active".into(),
+        steps: json!([]),
+        version: 2,
+        updated_at: NOW + 1_000,
+        ..v1.clone()
+    };
+    assert!(store.update_workflow(&v2, 1).await.unwrap());
+    // A second writer that also read version 1 must not overwrite version 2.
+    let stale = WorkflowRecord {
+        name: "stale".into(),
+        ..v2.clone()
+    };
+    assert!(!store.update_workflow(&stale, 1).await.unwrap());
+    assert_eq!(store.get_workflow(&ws, &v1.id).await.unwrap(), Some(v2.clone()));
+
+    let versions = store.list_workflow_versions(&ws, &v1.id).await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.version, v.name.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "nightly"), (2, "nightly-v2")]
+    );
+    assert_eq!(versions[1].steps, json!([]));
+    assert_eq!(versions[1].created_at, NOW + 1_000);
+    assert!(store
+        .list_workflow_versions(&other_ws, &v1.id)
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert!(!store.delete_workflow(&other_ws, &v1.id).await.unwrap());
+    assert!(store.delete_workflow(&ws, &v1.id).await.unwrap());
+    assert!(!store.delete_workflow(&ws, &v1.id).await.unwrap());
+    assert!(store.get_workflow(&ws, &v1.id).await.unwrap().is_none());
+    assert!(store
+        .list_workflow_versions(&ws, &v1.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store
+        .update_workflow(&WorkflowRecord { version: 3, ..v2 }, 2)
+        .await
+        .unwrap());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+async fn a_repeated_idempotency_key_returns_the_existing_run_until_it_expires(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let ttl = 60_000;
+    let first = run(&ws, "wf_a", Some("k1"), NOW);
+    assert_eq!(store.insert_run(&first, ttl).await.unwrap(), InsertRun::Inserted);
+    match store
+        .insert_run(&run(&ws, "wf_a", Some("k1"), NOW + 10), ttl)
+        .await
+        .unwrap()
+    {
+        InsertRun::Existing(existing) => {
+            assert_eq!(existing.id, first.id);
+            assert_eq!(existing.request_hash.as_deref(), Some("hash-k1"));
+        }
+        InsertRun::Inserted => panic!("a live key must return the existing run"),
+    }
+    // The same key in another workflow, and no key at all, never collide.
+    assert_eq!(
+        store
+            .insert_run(&run(&ws, "wf_b", Some("k1"), NOW), ttl)
+            .await
+            .unwrap(),
+        InsertRun::Inserted
+    );
+    assert_eq!(
+        store.insert_run(&run(&ws, "wf_a", None, NOW), ttl).await.unwrap(),
+        InsertRun::Inserted
+    );
+    assert_eq!(
+        store.insert_run(&run(&ws, "wf_a", None, NOW), ttl).await.unwrap(),
+        InsertRun::Inserted
+    );
+    // Once the key is older than its TTL it is released and a new run takes it.
+    let later = run(&ws, "wf_a", Some("k1"), NOW + ttl + 1);
+    assert_eq!(store.insert_run(&later, ttl).await.unwrap(), InsertRun::Inserted);
+    match store
+        .insert_run(&run(&ws, "wf_a", Some("k1"), NOW + ttl + 2), ttl)
+        .await
+        .unwrap()
+    {
+        InsertRun::Existing(existing) => assert_eq!(existing.id, later.id),
+        InsertRun::Inserted => panic!("the key now belongs to the later run"),
+    }
+    assert!(
+        store.get_run(&ws, &first.id).await.unwrap().is_some(),
+        "the old run itself stays"
+    );
+}
+
+async fn concurrent_inserts_with_one_idempotency_key_create_one_run(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let row = run(&ws, "wf_a", Some("same"), NOW);
+            tokio::spawn(async move { (row.id.clone(), store.insert_run(&row, 60_000).await.unwrap()) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut returned = HashSet::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (id, InsertRun::Inserted) => winners.push(id),
+            (_, InsertRun::Existing(existing)) => {
+                returned.insert(existing.id);
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one insert wins");
+    assert!(
+        returned.iter().all(|id| *id == winners[0]),
+        "{returned:?} vs {winners:?}"
+    );
+    assert_eq!(store.list_runs(&ws, None, None, ALL).await.unwrap().1, 1);
+}
+
+async fn a_due_run_is_claimed_by_one_worker_until_its_lease_expires(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let queued = run(&ws, "wf_a", None, NOW);
+    store.insert_run(&queued, 0).await.unwrap();
+    let claimed = store
+        .claim_run("worker-a", NOW, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("a due run");
+    assert_eq!(
+        (claimed.id.as_str(), claimed.status.as_str()),
+        (queued.id.as_str(), "running")
+    );
+    assert_eq!(claimed.started_at, Some(NOW));
+    assert!(
+        store
+            .claim_run("worker-b", NOW + 1, LEASE_MS)
+            .await
+            .unwrap()
+            .is_none(),
+        "leased"
+    );
+    assert!(
+        store
+            .claim_run("worker-b", NOW + LEASE_MS, LEASE_MS)
+            .await
+            .unwrap()
+            .is_none(),
+        "lease ends after"
+    );
+
+    let taken = store
+        .claim_run("worker-b", NOW + LEASE_MS + 1, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("expired lease");
+    assert_eq!(taken.id, queued.id);
+    assert_eq!(taken.started_at, Some(NOW), "the first start time is kept");
+    assert!(
+        !store
+            .renew_lease(&queued.id, "worker-a", NOW + 99_999)
+            .await
+            .unwrap(),
+        "worker-a lost it"
+    );
+    assert!(store
+        .renew_lease(&queued.id, "worker-b", NOW + 10 * LEASE_MS)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .claim_run("worker-c", NOW + 3 * LEASE_MS, LEASE_MS)
+            .await
+            .unwrap()
+            .is_none(),
+        "renewed"
+    );
+}
+
+async fn a_parked_or_future_run_is_claimable_only_after_wake_at(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let future = RunRecord {
+        wake_at: NOW + 5_000,
+        ..run(&ws, "wf_a", None, NOW)
+    };
+    store.insert_run(&future, 0).await.unwrap();
+    assert!(
+        store.claim_run("w", NOW, LEASE_MS).await.unwrap().is_none(),
+        "not due yet"
+    );
+    let claimed = store
+        .claim_run("w", NOW + 5_000, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("due");
+    assert_eq!(claimed.id, future.id);
+
+    assert!(store
+        .save_step(&future.id, "w", &step(0, "completed"), 1)
+        .await
+        .unwrap());
+    assert!(store.park_run(&future.id, "w", NOW + 60_000).await.unwrap());
+    // Parking releases the lease, but the run still waits for wake_at.
+    assert!(store
+        .claim_run("v", NOW + 59_999, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        !store
+            .save_step(&future.id, "w", &step(1, "completed"), 2)
+            .await
+            .unwrap(),
+        "parked run has no owner"
+    );
+    let woken = store
+        .claim_run("v", NOW + 60_000, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("woken");
+    assert_eq!(
+        (woken.id.as_str(), woken.next_step, woken.steps_completed),
+        (future.id.as_str(), 1, 1)
+    );
+}
+
+async fn guarded_writes_fail_for_a_wrong_owner_or_after_cancel(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let queued = run(&ws, "wf_a", None, NOW);
+    store.insert_run(&queued, 0).await.unwrap();
+    store
+        .claim_run("owner", NOW, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("claim");
+
+    assert!(!store
+        .save_step(&queued.id, "intruder", &step(0, "completed"), 1)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_lease(&queued.id, "intruder", NOW + LEASE_MS)
+        .await
+        .unwrap());
+    assert!(!store.park_run(&queued.id, "intruder", NOW + 1).await.unwrap());
+    assert!(!store
+        .finish_run(&queued.id, "intruder", "completed", None, NOW)
+        .await
+        .unwrap());
+    assert!(store.run_steps(&queued.id).await.unwrap().is_empty());
+
+    assert!(store
+        .save_step(&queued.id, "owner", &step(0, "completed"), 1)
+        .await
+        .unwrap());
+    assert!(store
+        .save_step(&queued.id, "owner", &step(1, "running"), 1)
+        .await
+        .unwrap());
+    let fetched = store.get_run(&ws, &queued.id).await.unwrap().expect("run");
+    assert_eq!((fetched.next_step, fetched.steps_completed), (1, 1));
+
+    assert_eq!(
+        store.cancel_run(&ws, &queued.id, NOW + 7).await.unwrap(),
+        CancelRun::Cancelled
+    );
+    assert!(!store
+        .save_step(&queued.id, "owner", &step(1, "completed"), 2)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_lease(&queued.id, "owner", NOW + LEASE_MS)
+        .await
+        .unwrap());
+    assert!(!store.park_run(&queued.id, "owner", NOW + 1).await.unwrap());
+    assert!(!store
+        .finish_run(&queued.id, "owner", "completed", None, NOW + 8)
+        .await
+        .unwrap());
+
+    let steps = store.run_steps(&queued.id).await.unwrap();
+    assert_eq!(
+        steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(),
+        ["completed", "cancelled"]
+    );
+    assert_eq!(steps[0].output, Some(json!({"status": 200})));
+    assert_eq!(steps[1].completed_at, Some(NOW + 7));
+    let cancelled = store.get_run(&ws, &queued.id).await.unwrap().expect("run");
+    assert_eq!(
+        (cancelled.status.as_str(), cancelled.completed_at),
+        ("cancelled", Some(NOW + 7))
+    );
+    assert!(store
+        .claim_run("other", NOW + 10 * LEASE_MS, LEASE_MS)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn cancelling_reports_finished_and_missing_runs(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    let done = run(&ws, "wf_a", None, NOW);
+    store.insert_run(&done, 0).await.unwrap();
+    store.claim_run("w", NOW, LEASE_MS).await.unwrap().expect("claim");
+    assert!(store
+        .finish_run(&done.id, "w", "failed", Some("boom"), NOW + 3)
+        .await
+        .unwrap());
+    let failed = store.get_run(&ws, &done.id).await.unwrap().expect("run");
+    assert_eq!(
+        (failed.status.as_str(), failed.error.as_deref()),
+        ("failed", Some("boom"))
+    );
+    assert_eq!(
+        store.cancel_run(&ws, &done.id, NOW + 4).await.unwrap(),
+        CancelRun::AlreadyFinished("failed".into())
+    );
+
+    let queued = run(&ws, "wf_a", None, NOW);
+    store.insert_run(&queued, 0).await.unwrap();
+    assert_eq!(
+        store.cancel_run(&other_ws, &queued.id, NOW).await.unwrap(),
+        CancelRun::NotFound
+    );
+    assert_eq!(
+        store.cancel_run(&ws, "run_missing", NOW).await.unwrap(),
+        CancelRun::NotFound
+    );
+    assert_eq!(
+        store.cancel_run(&ws, &queued.id, NOW).await.unwrap(),
+        CancelRun::Cancelled
+    );
+    assert_eq!(
+        store.cancel_run(&ws, &queued.id, NOW).await.unwrap(),
+        CancelRun::AlreadyFinished("cancelled".into())
+    );
+    assert!(
+        store.claim_run("w", NOW + 1, LEASE_MS).await.unwrap().is_none(),
+        "cancelled is not claimable"
+    );
+}
+
+async fn runs_are_listed_newest_first_and_filtered_by_workflow_and_status(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let row = run(&ws, if i % 2 == 0 { "wf_a" } else { "wf_b" }, None, NOW);
+        store.insert_run(&row, 0).await.unwrap();
+        ids.push(row.id);
+    }
+    store
+        .insert_run(&run(&other_ws, "wf_a", None, NOW), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_run("w", NOW, LEASE_MS)
+            .await
+            .unwrap()
+            .expect("claim")
+            .id,
+        ids[0],
+        "oldest first"
+    );
+
+    let ids_of = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let (all, total) = store.list_runs(&ws, None, None, ALL).await.unwrap();
+    assert_eq!(
+        (ids_of(all), total),
+        (
+            vec![ids[3].clone(), ids[2].clone(), ids[1].clone(), ids[0].clone()],
+            4
+        )
+    );
+    let (paged, total) = store
+        .list_runs(&ws, None, None, PageRequest { offset: 1, limit: 2 })
+        .await
+        .unwrap();
+    assert_eq!((ids_of(paged), total), (vec![ids[2].clone(), ids[1].clone()], 4));
+    let (wf_a, total) = store.list_runs(&ws, Some("wf_a"), None, ALL).await.unwrap();
+    assert_eq!((ids_of(wf_a), total), (vec![ids[2].clone(), ids[0].clone()], 2));
+    let (running, total) = store.list_runs(&ws, None, Some("running"), ALL).await.unwrap();
+    assert_eq!((ids_of(running), total), (vec![ids[0].clone()], 1));
+    let (queued_b, total) = store
+        .list_runs(&ws, Some("wf_b"), Some("queued"), ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        (ids_of(queued_b), total),
+        (vec![ids[3].clone(), ids[1].clone()], 2)
+    );
+    assert_eq!(
+        store
+            .list_runs(&ws, Some("wf_a"), Some("failed"), ALL)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+}
+
+async fn rate_windows_count_hits_per_bucket_and_window(store: Arc<dyn Store>) {
+    for expected in 1..=3 {
+        assert_eq!(store.hit_rate_window("key_a", NOW).await.unwrap(), expected);
+    }
+    assert_eq!(store.hit_rate_window("key_b", NOW).await.unwrap(), 1);
+    assert_eq!(
+        store.hit_rate_window("key_a", NOW + 60_000).await.unwrap(),
+        1,
+        "a new window starts at 1"
+    );
+    assert_eq!(store.hit_rate_window("key_a", NOW + 60_000).await.unwrap(), 2);
+    assert_eq!(
+        store.hit_rate_window("key_b", NOW).await.unwrap(),
+        2,
+        "buckets are independent"
+    );
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.hit_rate_window("key_c", NOW).await.unwrap() })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap());
+    }
+    counts.sort();
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<_>>(),
+        "every concurrent hit is counted once"
+    );
+}
+
+async fn concurrent_claimers_never_claim_the_same_run_twice(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let mut queued = HashSet::new();
+    for i in 0..50 {
+        let row = run(&ws, "wf_a", None, NOW - 50 + i);
+        store.insert_run(&row, 0).await.unwrap();
+        queued.insert(row.id);
+    }
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let owner = format!("worker-{w}");
+                let mut mine = Vec::new();
+                while let Some(claimed) = store.claim_run(&owner, NOW, LEASE_MS).await.unwrap() {
+                    mine.push(claimed.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.unwrap());
+    }
+    let unique: HashSet<_> = claimed.iter().cloned().collect();
+    assert_eq!(claimed.len(), unique.len(), "a run was claimed twice");
+    assert_eq!(unique, queued, "every queued run is claimed exactly once");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Triggers
+
+async fn a_schedule_tick_fires_once_across_concurrent_instances(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let scheduled = WorkflowRecord {
+        trigger: json!({"type": "schedule", "cron": "*/5 * * * *"}),
+        ..workflow(&ws, "every-5", "active")
+    };
+    store.insert_workflow(&scheduled).await.unwrap();
+    store
+        .insert_workflow(&workflow(&ws, "manual", "active"))
+        .await
+        .unwrap();
+    let paused = WorkflowRecord {
+        id: new_id("wf"),
+        status: "paused".into(),
+        ..scheduled.clone()
+    };
+    store.insert_workflow(&paused).await.unwrap();
+    let active: Vec<_> = store
+        .list_active_schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(active, [scheduled.id.as_str()]);
+
+    assert_eq!(store.last_schedule_tick(&scheduled.id).await.unwrap(), None);
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            let row = RunRecord {
+                trigger_type: "schedule".into(),
+                ..run(&ws, &scheduled.id, None, NOW)
+            };
+            tokio::spawn(async move { store.insert_scheduled_run(&row, NOW).await.unwrap() })
+        })
+        .collect();
+    let mut fired = 0;
+    for task in tasks {
+        fired += usize::from(task.await.unwrap());
+    }
+    assert_eq!(fired, 1, "one tick, one run");
+    assert_eq!(
+        store
+            .list_runs(&ws, Some(&scheduled.id), None, ALL)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    let next = RunRecord {
+        trigger_type: "schedule".into(),
+        ..run(&ws, &scheduled.id, None, NOW + 300_000)
+    };
+    assert!(store.insert_scheduled_run(&next, NOW + 300_000).await.unwrap());
+    assert_eq!(
+        store.last_schedule_tick(&scheduled.id).await.unwrap(),
+        Some(NOW + 300_000)
+    );
+}
+
+async fn webhook_tokens_find_and_rotate_only_their_workflow(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let other_ws = workspace(&store, "globex").await;
+    let hooked = WorkflowRecord {
+        trigger: json!({"type": "webhook"}),
+        webhook_token: Some("tok_one".into()),
+        ..workflow(&ws, "hook", "active")
+    };
+    let plain = workflow(&ws, "plain", "active");
+    store.insert_workflow(&hooked).await.unwrap();
+    store.insert_workflow(&plain).await.unwrap();
+    let found = store
+        .find_workflow_by_webhook_token("tok_one")
+        .await
+        .unwrap()
+        .expect("by token");
+    assert_eq!(found.id, hooked.id);
+    assert!(store
+        .find_workflow_by_webhook_token("tok_two")
+        .await
+        .unwrap()
+        .is_none());
+
+    assert!(!store
+        .rotate_webhook_token(&other_ws, &hooked.id, "tok_two", NOW + 5)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .rotate_webhook_token(&ws, &plain.id, "tok_two", NOW + 5)
+            .await
+            .unwrap(),
+        "no webhook"
+    );
+    assert!(store
+        .rotate_webhook_token(&ws, &hooked.id, "tok_two", NOW + 5)
+        .await
+        .unwrap());
+    assert!(store
+        .find_workflow_by_webhook_token("tok_one")
+        .await
+        .unwrap()
+        .is_none());
+    let rotated = store
+        .find_workflow_by_webhook_token("tok_two")
+        .await
+        .unwrap()
+        .expect("rotated");
+    assert_eq!((rotated.id, rotated.updated_at), (hooked.id, NOW + 5));
+}
