@@ -300,6 +300,12 @@ impl ServerProcess {
         }
     }
 
+    /// Kills the process with SIGKILL (a crash: nothing is flushed or finished).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns the whole log.
     pub fn stop(mut self) -> String {
         let _ = Command::new("kill")
