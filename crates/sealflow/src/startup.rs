@@ -25,6 +25,9 @@ pub struct Application {
     engine: Engine,
     workers: usize,
     schedule_every: std::time::Duration,
+    /// Tells workers, the scheduler and waiting requests that the server is stopping.
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Application {
@@ -48,7 +51,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let workflows = Arc::new(WorkflowsService::new(store.clone()));
         let engine = Engine::new(&config.engine, store.clone(), secrets.clone())?;
-        let runs = Arc::new(RunsService::new(store.clone(), engine.clone()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let runs = Arc::new(RunsService::new(store.clone(), engine.clone(), stop_rx.clone()));
         let workers = config.engine.workers;
         let schedule_every = config.engine.schedule_every;
         let public_base: Arc<str> = match &config.public_url {
@@ -71,6 +75,8 @@ impl Application {
             engine,
             workers,
             schedule_every,
+            stop_tx,
+            stop_rx,
         })
     }
 
@@ -92,7 +98,7 @@ impl Application {
     /// Runs the engine's workers and serves HTTP until `shutdown` completes; then finishes
     /// in-flight requests and gives running steps a grace period (their leases cover the rest).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = (self.stop_tx, self.stop_rx);
         let mut workers = self.engine.start(self.workers, stop_rx.clone());
         let scheduler = crate::engine::scheduler::Scheduler::new(
             self.engine.store(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::engine::Engine;
 use crate::ids::{new_id, now_ms};
@@ -60,11 +61,18 @@ pub struct Started {
 pub struct RunsService {
     store: Arc<dyn Store>,
     engine: Engine,
+    /// Turns true when the server shuts down, so `?wait=` requests answer at once instead of
+    /// holding the graceful shutdown open.
+    stopping: watch::Receiver<bool>,
 }
 
 impl RunsService {
-    pub fn new(store: Arc<dyn Store>, engine: Engine) -> Self {
-        Self { store, engine }
+    pub fn new(store: Arc<dyn Store>, engine: Engine, stopping: watch::Receiver<bool>) -> Self {
+        Self {
+            store,
+            engine,
+            stopping,
+        }
     }
 
     /// Counts a request against `bucket`'s one-minute window of `limit` (shared through the
@@ -154,12 +162,16 @@ impl RunsService {
         wait: Duration,
     ) -> Result<(RunRecord, Vec<StepRecord>), RunsError> {
         let deadline = tokio::time::Instant::now() + wait;
+        let mut stopping = self.stopping.clone();
         loop {
             let (run, steps) = self.get(workspace_id, id).await?;
-            if is_finished(&run.status) || tokio::time::Instant::now() >= deadline {
+            if is_finished(&run.status) || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
                 return Ok((run, steps));
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(25)) => {},
+                _ = stopping.changed() => {},
+            }
         }
     }
 
