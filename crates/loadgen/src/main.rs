@@ -42,6 +42,14 @@ struct Args {
     /// Engine workers of the server (SEALFLOW_WORKERS); the server's default when omitted.
     #[arg(long)]
     workers: Option<usize>,
+    /// Database of the servers (SEALFLOW_DATABASE_URL), e.g. an empty PostgreSQL database;
+    /// a fresh SQLite file in a temp dir when omitted.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Server instances sharing the database; run requests go to them round-robin. More than one
+    /// needs --database-url (SQLite files are not shared between processes here).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 #[tokio::main]
@@ -56,6 +64,11 @@ async fn main() -> Result<()> {
         "--concurrency must be 1..={MAX_CONCURRENCY}"
     );
     ensure!(args.workers != Some(0), "--workers must be at least 1");
+    ensure!((1..=8).contains(&args.instances), "--instances must be 1..=8");
+    ensure!(
+        args.instances == 1 || args.database_url.is_some(),
+        "several --instances need a shared --database-url"
+    );
     ensure!(
         args.server_bin.is_file(),
         "--server-bin {} is not a file",
@@ -64,7 +77,7 @@ async fn main() -> Result<()> {
 
     let (receiver_base, received) = start_receiver().await?;
     let data = TempDir::new()?;
-    let master_key = sealflow_output(&args.server_bin, &["key", "generate"], None)?;
+    let master_key = sealflow_output(&args.server_bin, &["key", "generate"], None, None)?;
     let api_key = {
         let mut cmd_args = vec![
             "apikey",
@@ -77,11 +90,20 @@ async fn main() -> Result<()> {
         ];
         let dir = data.path().to_str().context("temp dir path is not UTF-8")?;
         cmd_args.push(dir);
-        sealflow_output(&args.server_bin, &cmd_args, Some(&master_key))?
+        sealflow_output(
+            &args.server_bin,
+            &cmd_args,
+            Some(&master_key),
+            args.database_url.as_deref(),
+        )?
     };
-    let server = Server::start(&args.server_bin, data.path(), &master_key, args.workers)?;
-    let result = drive(&args, &server.base, &api_key, &receiver_base, &received).await;
-    let stopped = server.stop();
+    let mut servers = Vec::new();
+    for _ in 0..args.instances {
+        servers.push(Server::start(&args.server_bin, data.path(), &master_key, &args)?);
+    }
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let result = drive(&args, &bases, &api_key, &receiver_base, &received).await;
+    let stopped: Result<Vec<()>> = servers.into_iter().map(Server::stop).collect();
     drop(data);
     let report = result?;
     stopped?;
@@ -92,7 +114,7 @@ async fn main() -> Result<()> {
 /// Submits the runs, waits for them, and returns the report text.
 async fn drive(
     args: &Args,
-    base: &str,
+    bases: &[String],
     key: &str,
     receiver_base: &str,
     received: &AtomicU64,
@@ -101,6 +123,7 @@ async fn drive(
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
+    let base = &bases[0];
     let (status, wf) = post(
         &client,
         &format!("{base}/api/workflows"),
@@ -117,23 +140,33 @@ async fn drive(
 
     // Submit: `concurrency` tasks take the next index until all `runs` are sent.
     let next = Arc::new(AtomicUsize::new(0));
-    let run_url = Arc::new(format!("{base}/api/workflows/{wf_id}/run"));
+    let run_urls: Arc<Vec<String>> = Arc::new(
+        bases
+            .iter()
+            .map(|b| format!("{b}/api/workflows/{wf_id}/run"))
+            .collect(),
+    );
     let first_submit = Instant::now();
     let mut tasks = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
-        let (client, next, url, key, runs) = (
+        let (client, next, urls, key, runs) = (
             client.clone(),
             next.clone(),
-            run_url.clone(),
+            run_urls.clone(),
             key.to_owned(),
             args.runs,
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut rejected: Vec<String> = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < runs {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= runs {
+                    break;
+                }
+                let url = &urls[i % urls.len()];
                 let started = Instant::now();
-                match post(&client, &url, &key, &json!({"input": {}})).await {
+                match post(&client, url, &key, &json!({"input": {}})).await {
                     Ok((201, _)) => latencies.push(started.elapsed()),
                     Ok((status, body)) => rejected.push(format!("{status}: {body}")),
                     Err(e) => rejected.push(format!("{e:#}")),
@@ -191,7 +224,7 @@ async fn drive(
     let pct = |p: usize| latencies[(latencies.len() - 1) * p / 100];
     let secs = |d: Duration| d.as_secs_f64();
     Ok(format!(
-        "sealflow-loadgen: runs={} concurrency={} workers={}\n\
+        "sealflow-loadgen: runs={} concurrency={} workers={} instances={} database={}\n\
          accepted (201):       {accepted} of {} ({} not accepted)\n\
          submit:               {:.1} req/s ({accepted} in {:.2} s)\n\
          submit latency:       p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
@@ -202,6 +235,8 @@ async fn drive(
         args.runs,
         args.concurrency,
         args.workers.map_or_else(|| "default".to_owned(), |w| w.to_string()),
+        args.instances,
+        if args.database_url.is_some() { "postgres" } else { "sqlite" },
         args.runs,
         rejected.len(),
         accepted as f64 / secs(submit_elapsed),
@@ -256,11 +291,19 @@ fn sealflow_cmd(bin: &Path) -> Command {
 }
 
 /// Runs a short `sealflow` command and returns the last line of its stdout.
-fn sealflow_output(bin: &Path, args: &[&str], master_key: Option<&str>) -> Result<String> {
+fn sealflow_output(
+    bin: &Path,
+    args: &[&str],
+    master_key: Option<&str>,
+    database_url: Option<&str>,
+) -> Result<String> {
     let mut cmd = sealflow_cmd(bin);
     cmd.args(args).stdin(Stdio::null());
     if let Some(k) = master_key {
         cmd.env("SEALFLOW_MASTER_KEY", k);
+    }
+    if let Some(url) = database_url {
+        cmd.env("SEALFLOW_DATABASE_URL", url);
     }
     let out = cmd
         .output()
@@ -288,7 +331,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, data_dir: &Path, master_key: &str, workers: Option<usize>) -> Result<Self> {
+    fn start(bin: &Path, data_dir: &Path, master_key: &str, args: &Args) -> Result<Self> {
         let mut cmd = sealflow_cmd(bin);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -300,8 +343,11 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(w) = workers {
+        if let Some(w) = args.workers {
             cmd.env("SEALFLOW_WORKERS", w.to_string());
+        }
+        if let Some(url) = &args.database_url {
+            cmd.env("SEALFLOW_DATABASE_URL", url);
         }
         let mut child = cmd
             .spawn()
