@@ -20,7 +20,7 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::HeaderMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
-use sealflow_egress::{read_body_capped, EgressClient, EgressError, OutboundRequest};
+use sealflow_egress::{read_body_capped, EgressClient, OutboundRequest};
 use sealflow_redact::Redactor;
 use sealflow_template::{Tag, Template, TemplateString};
 use sealflow_workflow::WebhookConfig;
@@ -152,7 +152,7 @@ impl WebhookStep<'_> {
                 }
                 Err(e) => {
                     if !e.is_retryable() || attempts >= max_attempts {
-                        let error = redactor.redact_str(&describe(&e)).into_owned();
+                        let error = redactor.redact_str(&e.to_string()).into_owned();
                         return WebhookOutcome::failed(
                             format!("{error} (after {attempts} attempt(s))"),
                             attempts,
@@ -348,11 +348,6 @@ fn backoff(attempt: i64, retry_after: Option<Duration>) -> Duration {
     let exp = BASE_BACKOFF_MS.saturating_mul(1 << (attempt - 1).clamp(0, 16));
     let jittered = rand::thread_rng().gen_range(exp / 2..=exp);
     Duration::from_millis(jittered).min(MAX_BACKOFF)
-}
-
-/// Egress errors already name only the host; keep them as they are.
-fn describe(e: &EgressError) -> String {
-    e.to_string()
 }
 
 #[cfg(test)]

@@ -55,12 +55,6 @@ pub(super) async fn run_worker(shared: Arc<Shared>, n: usize, mut shutdown: watc
     }
 }
 
-/// Why execution stopped early.
-enum Stop {
-    /// The lease was lost or the run was cancelled: write nothing more.
-    Lost,
-}
-
 async fn execute(shared: &Shared, owner: &str, run: RunRecord) -> Result<(), StoreError> {
     let def =
         match sealflow_workflow::validate(Some(&run.definition["trigger"]), Some(&run.definition["steps"])) {
@@ -97,13 +91,15 @@ async fn execute(shared: &Shared, owner: &str, run: RunRecord) -> Result<(), Sto
     let result = execute_steps(shared, owner, &run, &def, lost).await;
     renewer.abort();
     match result {
-        Ok(()) | Err(Outcome::Stopped(Stop::Lost)) => Ok(()),
+        Ok(()) | Err(Outcome::Lost) => Ok(()),
         Err(Outcome::Store(e)) => Err(e),
     }
 }
 
+/// Why step execution stopped early.
 enum Outcome {
-    Stopped(Stop),
+    /// The lease was lost or the run was cancelled: write nothing more.
+    Lost,
     Store(StoreError),
 }
 
@@ -117,7 +113,7 @@ fn guard(saved: bool) -> Result<(), Outcome> {
     if saved {
         Ok(())
     } else {
-        Err(Outcome::Stopped(Stop::Lost))
+        Err(Outcome::Lost)
     }
 }
 
@@ -144,7 +140,7 @@ async fn execute_steps(
     let mut idx = run.next_step as usize;
     while idx < def.steps.len() {
         if *lost.borrow() {
-            return Err(Outcome::Stopped(Stop::Lost));
+            return Err(Outcome::Lost);
         }
         let step = &def.steps[idx];
         let started = now_ms();
@@ -257,7 +253,7 @@ async fn execute_steps(
                 let outcome = tokio::select! {
                     o = send => o,
                     // Cancelled or lease lost: abort the in-flight request.
-                    _ = lost.wait_for(|l| *l) => return Err(Outcome::Stopped(Stop::Lost)),
+                    _ = lost.wait_for(|l| *l) => return Err(Outcome::Lost),
                 };
                 record.status = if outcome.ok { "completed" } else { "failed" }.into();
                 record.output = outcome.output;
