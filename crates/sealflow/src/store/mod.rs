@@ -3,10 +3,20 @@
 //! Callers hold an `Arc<dyn Store>` and never see SQL; a backend is chosen once, by the database
 //! URL's scheme ([`open`]). SQLite is the embedded default; PostgreSQL serves several instances
 //! sharing one database. Rows carry epoch-millisecond timestamps and prefixed text ids.
+//!
+//! Both backends are one type, [`SqlStore`] (`sql/`), whose statements and row mapping are written
+//! once. To add a repository:
+//! 1. declare its trait here (`#[async_trait] pub trait ThingRepo { … }`) and add it to the
+//!    supertraits of [`Store`]; put its record types in `models.rs`;
+//! 2. add `sql/things.rs` with `impl ThingRepo for SqlStore`, each method one body inside
+//!    `on_db!(self, |pool| …)` (or `|pool, pg|` where the dialects differ) using `$n` placeholders,
+//!    and a `thing_from_row(&impl SqlRow)` in `sql/rows.rs` reading columns with `row.col("…")?`;
+//! 3. create its tables in your migration, one file of the same name in `migrations/sqlite/` and
+//!    `migrations/postgres/` (use `BIGINT`/`BYTEA` on PostgreSQL where SQLite says `INTEGER`/`BLOB`);
+//! 4. add its cases to `tests/storage.rs`, which runs every case on both backends.
 
 mod models;
-mod postgres;
-mod sqlite;
+mod sql;
 
 use std::sync::Arc;
 
@@ -14,8 +24,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use models::*;
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sql::{Db, PgStore, SqlStore, SqliteStore};
 
 /// Failures of the storage layer. The driver's text stays in the source chain for logs; the HTTP
 /// layer never shows it to a client.
@@ -183,9 +192,9 @@ pub trait Store:
 /// Only the scheme chooses the backend; anything else is refused with what to write instead.
 pub async fn open(database_url: &str) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(database_url).await?))
+        Ok(Arc::new(SqlStore::open_sqlite(database_url).await?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::open(database_url).await?))
+        Ok(Arc::new(SqlStore::open_pg(database_url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(format!(
             "unsupported database URL scheme in {:?}: write sqlite://PATH (e.g. sqlite://./data/sealflow.db) \

@@ -1,0 +1,267 @@
+//! Workspaces, API keys, secrets and master-key checks.
+
+use async_trait::async_trait;
+
+use super::rows::{api_key_from_row, hosts_to_column, secret_from_row, secret_meta_from_row, workspace_from_row};
+use super::{on_db, SqlStore};
+use crate::store::{
+    ApiKeyRecord, ApiKeyRepo, InsertSecret, MasterKeyRepo, SecretMeta, SecretRecord, SecretRepo, StoreResult,
+    Workspace, WorkspaceRepo,
+};
+
+#[async_trait]
+impl WorkspaceRepo for SqlStore {
+    async fn ensure_workspace(&self, slug: &str) -> StoreResult<Workspace> {
+        // Insert-or-ignore then read, so two concurrent first uses agree on one workspace.
+        on_db!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO workspaces (id, slug, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
+            )
+            .bind(crate::ids::new_id("ws"))
+            .bind(slug)
+            .bind(crate::ids::now_ms())
+            .execute(pool)
+            .await?;
+            let row = sqlx::query("SELECT id, slug, created_at FROM workspaces WHERE slug = $1")
+                .bind(slug)
+                .fetch_one(pool)
+                .await?;
+            workspace_from_row(&row)
+        })
+    }
+
+    async fn find_workspace(&self, id_or_slug: &str) -> StoreResult<Option<Workspace>> {
+        on_db!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT id, slug, created_at FROM workspaces WHERE id = $1 OR slug = $1 \
+                 ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
+            )
+            .bind(id_or_slug)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(workspace_from_row).transpose()
+        })
+    }
+}
+
+const API_KEY_COLUMNS: &str = "id, workspace_id, name, role, key_hash, key_preview, created_at, \
+                               last_used, total_requests, revoked_at";
+
+#[async_trait]
+impl ApiKeyRepo for SqlStore {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        on_db!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO api_keys (id, workspace_id, name, role, key_hash, key_preview, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&key.id)
+            .bind(&key.workspace_id)
+            .bind(&key.name)
+            .bind(key.role.as_str())
+            .bind(&key.key_hash)
+            .bind(&key.key_preview)
+            .bind(key.created_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn find_active_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let sql =
+            format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+        on_db!(self, |pool| {
+            let row = sqlx::query(&sql).bind(key_hash).fetch_optional(pool).await?;
+            row.as_ref().map(api_key_from_row).transpose()
+        })
+    }
+
+    async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()> {
+        on_db!(self, |pool| {
+            sqlx::query("UPDATE api_keys SET last_used = $2, total_requests = total_requests + 1 WHERE id = $1")
+                .bind(id)
+                .bind(at_ms)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn list_api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKeyRecord>> {
+        let sql = format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 ORDER BY created_at DESC, id"
+        );
+        on_db!(self, |pool| {
+            let rows = sqlx::query(&sql).bind(workspace_id).fetch_all(pool).await?;
+            rows.iter().map(api_key_from_row).collect()
+        })
+    }
+
+    async fn revoke_api_key(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<bool> {
+        let done = on_db!(self, |pool| sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(at_ms)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
+    }
+
+    async fn delete_api_key(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let done = on_db!(self, |pool| sqlx::query(
+            "DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2"
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
+    }
+}
+
+const SECRET_COLUMNS: &str = "workspace_id, name, version, kek_id, wrapped_dek, ciphertext, \
+                              allowed_hosts, created_at, updated_at";
+
+#[async_trait]
+impl SecretRepo for SqlStore {
+    async fn list_secrets(&self, workspace_id: &str) -> StoreResult<Vec<SecretMeta>> {
+        on_db!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT name, allowed_hosts, created_at, updated_at FROM secrets \
+                 WHERE workspace_id = $1 ORDER BY name",
+            )
+            .bind(workspace_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(secret_meta_from_row).collect()
+        })
+    }
+
+    async fn get_secret(&self, workspace_id: &str, name: &str) -> StoreResult<Option<SecretRecord>> {
+        let sql = format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE workspace_id = $1 AND name = $2");
+        on_db!(self, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(workspace_id)
+                .bind(name)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(secret_from_row).transpose()
+        })
+    }
+
+    async fn insert_secret(&self, row: &SecretRecord, max_count: i64) -> StoreResult<InsertSecret> {
+        on_db!(self, |pool, pg| {
+            let mut tx = pool.begin().await?;
+            if pg {
+                // Under READ COMMITTED two writers would both count n-1 and both insert, so writers
+                // to one workspace take turns on a transaction-scoped advisory lock (released at
+                // commit). SQLite's single writer makes the one statement below atomic already.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(&row.workspace_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let done = sqlx::query(
+                "INSERT INTO secrets (workspace_id, name, version, kek_id, wrapped_dek, ciphertext, \
+                                      allowed_hosts, created_at, updated_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                 WHERE (SELECT COUNT(*) FROM secrets WHERE workspace_id = $1) < $10 \
+                 ON CONFLICT (workspace_id, name) DO NOTHING",
+            )
+            .bind(&row.workspace_id)
+            .bind(&row.name)
+            .bind(row.version)
+            .bind(&row.sealed.kek_id)
+            .bind(&row.sealed.wrapped_dek)
+            .bind(&row.sealed.ciphertext)
+            .bind(hosts_to_column(&row.allowed_hosts))
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .bind(max_count)
+            .execute(&mut *tx)
+            .await?;
+            let outcome = if done.rows_affected() == 1 {
+                InsertSecret::Inserted
+            } else {
+                let exists = sqlx::query("SELECT 1 FROM secrets WHERE workspace_id = $1 AND name = $2")
+                    .bind(&row.workspace_id)
+                    .bind(&row.name)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                if exists {
+                    InsertSecret::NameExists
+                } else {
+                    InsertSecret::LimitReached
+                }
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    async fn replace_secret(&self, row: &SecretRecord, expected_version: i64) -> StoreResult<bool> {
+        let done = on_db!(self, |pool| sqlx::query(
+            "UPDATE secrets SET version = $3, kek_id = $4, wrapped_dek = $5, ciphertext = $6, \
+                                allowed_hosts = $7, updated_at = $8 \
+             WHERE workspace_id = $1 AND name = $2 AND version = $9",
+        )
+        .bind(&row.workspace_id)
+        .bind(&row.name)
+        .bind(row.version)
+        .bind(&row.sealed.kek_id)
+        .bind(&row.sealed.wrapped_dek)
+        .bind(&row.sealed.ciphertext)
+        .bind(hosts_to_column(&row.allowed_hosts))
+        .bind(row.updated_at)
+        .bind(expected_version)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
+    async fn delete_secret(&self, workspace_id: &str, name: &str) -> StoreResult<bool> {
+        let done = on_db!(self, |pool| sqlx::query(
+            "DELETE FROM secrets WHERE workspace_id = $1 AND name = $2"
+        )
+        .bind(workspace_id)
+        .bind(name)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
+    }
+}
+
+#[async_trait]
+impl MasterKeyRepo for SqlStore {
+    async fn master_key_checks(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let rows: Vec<(String, Vec<u8>)> = on_db!(self, |pool| sqlx::query_as(
+            "SELECT id, check_value FROM master_keys ORDER BY created_at"
+        )
+        .fetch_all(pool)
+        .await?);
+        Ok(rows)
+    }
+
+    async fn insert_master_key_check(&self, id: &str, check: &[u8], at_ms: i64) -> StoreResult<()> {
+        on_db!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO master_keys (id, check_value, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(check)
+            .bind(at_ms)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}
