@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 
-use super::rows::{api_key_from_row, hosts_to_column, secret_from_row, secret_meta_from_row, workspace_from_row};
+use super::rows::{
+    api_key_from_row, hosts_to_column, secret_from_row, secret_meta_from_row, workspace_from_row,
+};
 use super::{on_db, SqlStore};
 use crate::store::{
     ApiKeyRecord, ApiKeyRepo, InsertSecret, MasterKeyRepo, SecretMeta, SecretRecord, SecretRepo, StoreResult,
@@ -79,11 +81,13 @@ impl ApiKeyRepo for SqlStore {
 
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()> {
         on_db!(self, |pool| {
-            sqlx::query("UPDATE api_keys SET last_used = $2, total_requests = total_requests + 1 WHERE id = $1")
-                .bind(id)
-                .bind(at_ms)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE api_keys SET last_used = $2, total_requests = total_requests + 1 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(at_ms)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -99,7 +103,8 @@ impl ApiKeyRepo for SqlStore {
     }
 
     async fn revoke_api_key(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| sqlx::query(
+        let done = on_db!(self, |pool| {
+            sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE workspace_id = $1 AND id = $2",
         )
         .bind(workspace_id)
@@ -107,7 +112,8 @@ impl ApiKeyRepo for SqlStore {
         .bind(at_ms)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(done > 0)
     }
 

@@ -13,7 +13,10 @@ use crate::vault::SealedSecret;
 
 /// A column type both drivers decode (`String`, `i64`, `Vec<u8>` and their `Option`s).
 pub(crate) trait Col:
-    for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+    for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Sqlite>
+    + for<'r> sqlx::Decode<'r, Postgres>
+    + sqlx::Type<Postgres>
 {
 }
 impl<T> Col for T where

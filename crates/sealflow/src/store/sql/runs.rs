@@ -173,7 +173,8 @@ impl RunRepo for SqlStore {
     }
 
     async fn renew_lease(&self, run_id: &str, owner: &str, until_ms: i64) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| sqlx::query(
+        let done = on_db!(self, |pool| {
+            sqlx::query(
             "UPDATE runs SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
         )
         .bind(run_id)
@@ -181,7 +182,8 @@ impl RunRepo for SqlStore {
         .bind(until_ms)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(done == 1)
     }
 

@@ -85,7 +85,8 @@ impl WorkflowRepo for SqlStore {
         page: PageRequest,
     ) -> StoreResult<(Vec<WorkflowRecord>, i64)> {
         let filter = "workspace_id = $1 AND ($2 IS NULL OR status = $2)";
-        let list = format!("SELECT {COLUMNS} FROM workflows WHERE {filter} ORDER BY seq DESC LIMIT $3 OFFSET $4");
+        let list =
+            format!("SELECT {COLUMNS} FROM workflows WHERE {filter} ORDER BY seq DESC LIMIT $3 OFFSET $4");
         let count = format!("SELECT COUNT(*) FROM workflows WHERE {filter}");
         on_db!(self, |pool| {
             let rows = sqlx::query(&list)
