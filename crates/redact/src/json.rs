@@ -1,17 +1,20 @@
-//! Masking inside a `serde_json::Value`: every string and object key.
+//! Masking inside a `serde_json::Value`: every string, object key and number.
 //!
 //! The walk uses an explicit stack rather than recursion: a value built in
 //! code (not parsed) has no depth limit, and recursion could overflow.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 use zeroize::Zeroize;
 
-use crate::Redactor;
+use crate::{Redactor, MARKER};
 
-/// Masks every string and key under `root`; returns whether anything changed.
+/// Masks every string, key and number under `root`; returns whether anything
+/// changed.
 pub(crate) fn redact(redactor: &Redactor, root: &mut Value) -> bool {
+    let numbers = redactor.masks_numbers();
     let mut changed = false;
     let mut stack: Vec<&mut Value> = vec![root];
     while let Some(value) = stack.pop() {
@@ -29,10 +32,57 @@ pub(crate) fn redact(redactor: &Redactor, root: &mut Value) -> bool {
                 changed |= redact_keys(redactor, map);
                 stack.extend(map.values_mut());
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            Value::Number(n) => {
+                if numbers && number_holds_secret(redactor, n) {
+                    *value = Value::String(MARKER.to_owned());
+                    changed = true;
+                }
+            }
+            Value::Null | Value::Bool(_) => {}
         }
     }
     changed
+}
+
+/// Whether the number as serde_json writes it holds a pattern: a numeric
+/// secret echoed as a JSON number, or a float whose shortest form happens to
+/// spell one.
+fn number_holds_secret(redactor: &Redactor, n: &Number) -> bool {
+    // Without serde_json's `arbitrary_precision` a number prints in at most
+    // 24 bytes (an f64's shortest round-trip form), so no allocation.
+    let mut buf = NumberText::default();
+    if write!(buf, "{n}").is_err() {
+        return true;
+    }
+    match buf.as_str() {
+        Some(text) => redactor.spans(text).is_none_or(|s| !s.is_empty()),
+        None => true,
+    }
+}
+
+/// A fixed buffer for one number's text.
+#[derive(Default)]
+struct NumberText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl NumberText {
+    fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes.get(..self.len)?).ok()
+    }
+}
+
+impl std::fmt::Write for NumberText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(std::fmt::Error)?;
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 fn masked(redactor: &Redactor, text: &str) -> Option<String> {

@@ -8,14 +8,17 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use zeroize::Zeroizing;
 
 use crate::encode::{self, Widen};
-use crate::{json, MARKER, MIN_FREE_TEXT_LEN};
+use crate::search::{self, Span};
+use crate::{json, parts, MARKER, MIN_FREE_TEXT_LEN};
 
 /// Masks every value of a run's secrets, raw or encoded (see the crate docs
 /// for the forms and limits), in text and JSON.
 ///
 /// Values are added a handful of times per run and searched for many times:
 /// the search automaton is built on the first search after an
-/// [`add`](Self::add) and reused until the next one.
+/// [`add`](Self::add) and reused until the next one. Building costs time
+/// linear in the total length of the patterns (a few hundred per value);
+/// cloning a built redactor shares its automaton.
 ///
 /// `Debug` prints only how many values and patterns it holds.
 #[derive(Clone, Default)]
@@ -24,14 +27,21 @@ pub struct Redactor {
     values: usize,
     /// `None` inside when the automaton could not be built (too many or too
     /// large patterns): searches then fail closed.
-    searcher: OnceLock<Option<AhoCorasick>>,
+    searcher: OnceLock<Option<Searcher>>,
 }
 
 #[derive(Clone)]
-struct Pattern {
-    text: Zeroizing<String>,
+pub(crate) struct Pattern {
+    pub(crate) text: Zeroizing<String>,
     /// See [`encode::Form::widen`].
-    widen: Widen,
+    pub(crate) widen: Widen,
+}
+
+#[derive(Clone)]
+struct Searcher {
+    automaton: AhoCorasick,
+    /// Whether some pattern could occur inside a JSON number's text.
+    numeric: bool,
 }
 
 impl Redactor {
@@ -40,7 +50,8 @@ impl Redactor {
         Self::default()
     }
 
-    /// Adds one secret value: it and its common encodings become patterns.
+    /// Adds one secret value: it and its common encodings become patterns;
+    /// so do the parts of a value that is a URL (see the crate docs).
     ///
     /// Values shorter than [`MIN_FREE_TEXT_LEN`] bytes are ignored (see the
     /// crate docs). Adding a value twice changes nothing.
@@ -48,11 +59,32 @@ impl Redactor {
         if value.len() < MIN_FREE_TEXT_LEN {
             return;
         }
+        let mut added = self.add_forms(value);
+        for part in parts::url_parts(value) {
+            added |= self.add_forms(&part);
+        }
+        if added {
+            self.values += 1;
+            self.searcher = OnceLock::new();
+        }
+    }
+
+    /// Adds `text`'s forms; returns whether any was new.
+    fn add_forms(&mut self, text: &str) -> bool {
+        if text.len() < MIN_FREE_TEXT_LEN {
+            return false;
+        }
         let mut added = false;
-        for form in encode::forms(value) {
+        for form in encode::forms(text) {
             // Linear, but runs a handful of times per run over a few hundred
             // patterns; a map would need the secrets hashed or ordered too.
-            match self.patterns.iter_mut().find(|p| *p.text == *form.text) {
+            // Forms differing only in ASCII case are one pattern: matching
+            // ignores ASCII case.
+            match self
+                .patterns
+                .iter_mut()
+                .find(|p| p.text.eq_ignore_ascii_case(&form.text))
+            {
                 Some(existing) => existing.widen = existing.widen.union(form.widen),
                 None => {
                     self.patterns.push(Pattern {
@@ -63,10 +95,7 @@ impl Redactor {
                 }
             }
         }
-        if added {
-            self.values += 1;
-            self.searcher = OnceLock::new();
-        }
+        added
     }
 
     /// Adds the credentials of an HTTP Basic `Authorization` header: the
@@ -98,6 +127,12 @@ impl Redactor {
         self.patterns.len()
     }
 
+    /// The length in bytes of the longest pattern: how far past a cut a
+    /// reader must look to see every secret that starts before it whole.
+    pub fn max_pattern_len(&self) -> usize {
+        self.patterns.iter().map(|p| p.text.len()).max().unwrap_or(0)
+    }
+
     /// Replaces every occurrence of any pattern with [`MARKER`].
     ///
     /// Overlapping and adjacent occurrences become a single marker, so no part
@@ -108,27 +143,16 @@ impl Redactor {
         if self.patterns.is_empty() || text.is_empty() {
             return Cow::Borrowed(text);
         }
-        let Some(spans) = self.find_spans(text) else {
-            return Cow::Owned(MARKER.to_owned());
-        };
-        if spans.is_empty() {
-            return Cow::Borrowed(text);
+        match self.spans(text) {
+            None => Cow::Owned(MARKER.to_owned()),
+            Some(spans) if spans.is_empty() => Cow::Borrowed(text),
+            Some(spans) => Cow::Owned(search::mask(text, &spans).0),
         }
-        let mut out = String::with_capacity(text.len());
-        let mut last = 0;
-        for (start, end) in spans {
-            // Spans start and end on character boundaries (see `find_spans`);
-            // were one not to, dropping that piece errs on the side of hiding.
-            out.push_str(text.get(last..start).unwrap_or_default());
-            out.push_str(MARKER);
-            last = end;
-        }
-        out.push_str(text.get(last..).unwrap_or_default());
-        Cow::Owned(out)
     }
 
-    /// Masks every string inside a JSON value (object keys too), in place;
-    /// returns whether anything changed.
+    /// Masks every string inside a JSON value (object keys too), and every
+    /// number whose text holds a secret (it becomes the [`MARKER`] string),
+    /// in place; returns whether anything changed.
     ///
     /// Replaced strings are wiped before being freed. If two keys of one
     /// object mask to the same text, the later ones get a `#2`, `#3`… suffix
@@ -140,70 +164,47 @@ impl Redactor {
         json::redact(self, value)
     }
 
-    /// The merged, sorted byte ranges to mask, or `None` when searching is
-    /// impossible.
-    ///
-    /// Every pattern is valid UTF-8 and so is `text`, so each match starts on
-    /// a character's first byte and ends after a character's last; widening
-    /// only steps over ASCII bytes. Ranges therefore lie on char boundaries.
-    fn find_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
-        let searcher = self.searcher.get_or_init(|| self.build()).as_ref()?;
-        // Overlapping search reports every occurrence of every pattern, so
-        // taking the union masks what leftmost-longest matching would, and
-        // also occurrences that overlap one another.
-        let matches = searcher.try_find_overlapping_iter(text).ok()?;
-        let bytes = text.as_bytes();
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        for found in matches {
-            let (mut start, mut end) = (found.start(), found.end());
-            let widen = self
-                .patterns
-                .get(found.pattern().as_usize())
-                .map(|p| p.widen)
-                .unwrap_or_default();
-            if widen.before {
-                if let Some(before) = start
-                    .checked_sub(1)
-                    .filter(|&i| bytes.get(i).is_some_and(is_base64))
-                {
-                    start = before;
-                }
-            }
-            if widen.after && bytes.get(end).is_some_and(is_base64) {
-                end += 1;
-                // Padding only tells the length mod 3, but a lone `=` after a
-                // marker reads like a leftover.
-                for _ in 0..2 {
-                    if bytes.get(end) == Some(&b'=') {
-                        end += 1;
-                    }
-                }
-            }
-            spans.push((start, end));
+    /// The merged, sorted byte ranges to mask in `text`, or `None` when
+    /// searching is impossible (fail closed).
+    pub(crate) fn spans(&self, text: &str) -> Option<Vec<Span>> {
+        if self.patterns.is_empty() {
+            return Some(Vec::new());
         }
-        spans.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
-        for (start, end) in spans {
-            match merged.last_mut() {
-                // Adjacent spans merge too: one marker per contiguous run.
-                Some(last) if start <= last.1 => last.1 = last.1.max(end),
-                _ => merged.push((start, end)),
-            }
-        }
-        Some(merged)
+        let searcher = self.searcher()?;
+        search::find(&searcher.automaton, &self.patterns, text)
     }
 
-    fn build(&self) -> Option<AhoCorasick> {
-        AhoCorasick::builder()
+    /// Where the longest end of `text` that is the start of some pattern
+    /// begins (see [`search::tail_start`]).
+    pub(crate) fn tail_start(&self, text: &str) -> Option<usize> {
+        search::tail_start(&self.patterns, text)
+    }
+
+    /// Whether a JSON number's text could hold a pattern.
+    pub(crate) fn masks_numbers(&self) -> bool {
+        self.searcher().is_none_or(|s| s.numeric)
+    }
+
+    fn searcher(&self) -> Option<&Searcher> {
+        self.searcher.get_or_init(|| self.build()).as_ref()
+    }
+
+    fn build(&self) -> Option<Searcher> {
+        let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            // Hosts are lowercased by URL parsers, hex and percent-encoders
+            // differ in digit case, and echoes upper-case values: one
+            // case-blind search covers them all.
+            .ascii_case_insensitive(true)
             .build(self.patterns.iter().map(|p| p.text.as_bytes()))
-            .ok()
+            .ok()?;
+        let numeric = self.patterns.iter().any(|p| {
+            p.text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+        });
+        Some(Searcher { automaton, numeric })
     }
-}
-
-/// Either base64 alphabet (standard or URL-safe), padding excluded.
-fn is_base64(byte: &u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_')
 }
 
 impl fmt::Debug for Redactor {

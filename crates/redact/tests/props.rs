@@ -99,3 +99,146 @@ proptest! {
         prop_assert!(tail.len() <= encoded.len() - after_secret_chars, "{out:?}");
     }
 }
+
+fn filler_only(out: &str) -> bool {
+    out.replace(MARKER, "").chars().all(|c| c == '.')
+}
+
+proptest! {
+    /// A numeric secret written as a bare JSON number, alone or inside a
+    /// longer number, never survives parsing: not as the number, not as the
+    /// float a long one would become.
+    #[test]
+    fn numeric_secrets_in_json_numbers_are_masked(
+        secret in "[1-9][0-9]{3,29}",
+        before in "([1-9][0-9]{0,3})?",
+        after in "[0-9]{0,3}",
+        fraction in prop::option::of("[0-9]{1,4}"),
+    ) {
+        let redactor = with_value(&secret);
+        let number = format!("{before}{secret}{after}{}", fraction.map(|f| format!(".{f}")).unwrap_or_default());
+        let doc = format!(r#"{{"n": {number}, "list": [1, {number}], "s": "kept", "deep": {{"x": -{number}e2}}}}"#);
+        let value = redactor.redact_document(&doc).expect("still a JSON document");
+        let written = value.to_string();
+        prop_assert_eq!(&value["s"], "kept");
+        prop_assert_eq!(&value["list"][0], 1);
+        prop_assert_eq!(&value["n"], MARKER);
+        let window = secret.len().min(8);
+        for start in 0..=secret.len() - window {
+            prop_assert!(!written.contains(&secret[start..start + window]), "{written}");
+        }
+    }
+
+    /// Numbers that hold no secret are kept as numbers.
+    #[test]
+    fn numbers_without_a_secret_stay_numbers(secret in "[1-9][0-9]{5,12}", n in any::<i64>()) {
+        prop_assume!(!n.to_string().contains(secret.as_str()));
+        let value = with_value(&secret).redact_document(&format!("[{n}]")).expect("JSON");
+        prop_assert_eq!(value, serde_json::json!([n]));
+    }
+
+    /// However a masked text is cut, nothing after the filler survives: the
+    /// start of a secret at the cut is hidden like the secret, and the result
+    /// fits the cap.
+    #[test]
+    fn a_cut_never_keeps_the_start_of_a_secret(
+        // Without `.` (the filler) and brackets (the marker's).
+        secret in "[a-zA-Z0-9 +/%\"\\\\:@?&=_~é€-]{4,16}",
+        pick in any::<prop::sample::Index>(),
+        filler in 12usize..40,
+        into in any::<prop::sample::Index>(),
+        trailing in 0usize..3,
+        complete in any::<bool>(),
+    ) {
+        let redactor = with_value(&secret);
+        let forms = common::encodings(&secret);
+        let (label, form) = &forms[pick.index(forms.len())];
+        let cut_at = into.index(form.len().max(1));
+        let cap = filler + cut_at;
+        let text = if complete {
+            format!("{}{form}{}", ".".repeat(filler), ".".repeat(trailing))
+        } else {
+            // The reader stopped inside the form: the text ends there.
+            let end = (filler + cut_at..).find(|&i| format!("{}{form}", ".".repeat(filler)).is_char_boundary(i)).unwrap();
+            format!("{}{form}", ".".repeat(filler))[..end].to_owned()
+        };
+        let out = redactor.redact_capped(&text, complete, cap.max(MARKER.len()));
+        prop_assert!(out.len() <= cap.max(MARKER.len()), "{} bytes over a cap of {cap}", out.len());
+        prop_assert!(filler_only(&out), "{label}: {out:?}");
+    }
+
+    /// Every part of a URL secret that carries it is masked wherever it shows
+    /// up alone: password, `user:password` and its base64 (the Basic header),
+    /// path, query, and long segments and parameters.
+    #[test]
+    fn parts_of_a_url_secret_are_masked_alone(
+        user in "[a-z]{1,12}",
+        password in "[A-Za-z0-9]{4,20}",
+        segment in "[A-Za-z0-9]{8,24}",
+        param in "[A-Za-z0-9]{8,24}",
+        host in "[a-z]{3,10}\\.example",
+    ) {
+        let url = format!("https://{user}:{password}@{host}/hooks/{segment}/x?token={param}&v=1");
+        let redactor = with_value(&url);
+        let pair = format!("{user}:{password}");
+        let parts = [
+            password.clone(),
+            pair.clone(),
+            STANDARD.encode(&pair),
+            format!("/hooks/{segment}/x"),
+            format!("hooks/{segment}/x"),
+            format!("token={param}&v=1"),
+            segment.clone(),
+            param.clone(),
+            url.to_uppercase(),
+        ];
+        for part in parts {
+            let out = redactor.redact_str(&format!("<{part}>")).into_owned();
+            prop_assert_eq!(out, format!("<{MARKER}>"), "{}", part);
+        }
+        // The destination stays readable.
+        let error = format!("HTTP 500 from {host}");
+        prop_assert_eq!(redactor.redact_str(&error), error.as_str());
+    }
+
+    /// Case does not matter: any mix of upper and lower case of the value,
+    /// of its hex, or of its percent-encoding's hex digits is masked.
+    #[test]
+    fn any_ascii_case_of_a_form_is_masked(secret in "[ -~]{4,16}", flips in prop::collection::vec(any::<bool>(), 64)) {
+        prop_assume!(!MARKER.to_ascii_lowercase().contains(&secret.to_ascii_lowercase()));
+        let redactor = with_value(&secret);
+        for form in [secret.clone(), common::hex_lower(&secret), common::percent_upper(&secret)] {
+            let flipped: String = form
+                .chars()
+                .zip(flips.iter().cycle())
+                .map(|(c, &up)| if up { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                .collect();
+            let out = redactor.redact_str(&format!("({flipped})")).into_owned();
+            prop_assert_eq!(out, format!("({MARKER})"), "{}", flipped);
+        }
+    }
+
+    /// Base64 broken into lines, at any width and with any line ending (also
+    /// JSON-escaped), hides the value like unbroken base64: once the breaks
+    /// are taken out, no character carrying its bits is left.
+    #[test]
+    fn a_value_inside_line_broken_base64_is_masked(
+        prefix in prop::collection::vec(any::<u8>(), 0..90),
+        secret in "[ -~]{8,40}",
+        suffix in prop::collection::vec(any::<u8>(), 0..30),
+        width in prop::sample::select(vec![4usize, 16, 64, 76]),
+        eol in prop::sample::select(vec!["\n", "\r\n", "\\n", "\\r\\n"]),
+    ) {
+        let blob = [prefix.as_slice(), secret.as_bytes(), suffix.as_slice()].concat();
+        let flat = STANDARD.encode(&blob);
+        let text = common::wrapped(&blob, width, eol);
+        let out = with_value(&secret).redact_str(&text).into_owned();
+        let joined = out.replace(eol, "");
+        let (head, _) = joined.split_once(MARKER).expect("masked");
+        let (_, tail) = joined.rsplit_once(MARKER).expect("masked");
+        let first_secret_char = 8 * prefix.len() / 6;
+        let after_secret_chars = (8 * (prefix.len() + secret.len())).div_ceil(6);
+        prop_assert!(head.len() <= first_secret_char, "{out:?}");
+        prop_assert!(tail.len() <= flat.len() - after_secret_chars, "{out:?}");
+    }
+}

@@ -266,3 +266,76 @@ fn redactor_is_shareable_across_threads() {
         }
     });
 }
+
+#[test]
+fn hex_case_and_debug_forms_are_masked() {
+    let redactor = with_values(&[SECRET]);
+    for form in [
+        common::hex_lower(SECRET),
+        common::hex_lower(SECRET).to_uppercase(),
+        SECRET.to_uppercase(),
+        common::debug(SECRET),
+        common::percent_mixed(SECRET),
+    ] {
+        assert_eq!(
+            redactor.redact_str(&format!("[{form}]")),
+            format!("[{MARKER}]"),
+            "{form}"
+        );
+    }
+}
+
+#[test]
+fn a_response_body_stays_json_with_secret_numbers_and_strings_masked() {
+    let redactor = with_values(&["48213907", "s3cr3t-value"]);
+    let body = r#"{"pin": 48213907, "n": 7, "echo": "s3cr3t-value", "list": [48213907, true]}"#;
+    let value = redactor.redact_document(body).expect("JSON");
+    assert_eq!(
+        value,
+        json!({"pin": MARKER, "n": 7, "echo": MARKER, "list": [MARKER, true]})
+    );
+    // Not JSON, or a match across the document's structure: masked text.
+    assert_eq!(redactor.redact_document("48213907 and more"), None);
+    let structural = with_values(&["a\",\"b"]);
+    assert_eq!(structural.redact_document(r#"["a","b"]"#), None);
+    assert_eq!(structural.redact_str(r#"["a","b"]"#), format!("[\"{MARKER}\"]"));
+}
+
+#[test]
+fn a_capped_text_is_masked_before_it_is_cut() {
+    let redactor = with_values(&["s3cr3t-value"]);
+    let text = format!("{}s3cr3t-value tail", ".".repeat(20));
+    // Cut inside the secret: it is masked whole first, and a cut that lands
+    // in the marker keeps it whole (room for it is kept below the cap).
+    let out = redactor.redact_capped(&text, true, 32);
+    assert_eq!(out, format!("{}{MARKER}", ".".repeat(20)));
+    assert_eq!(redactor.redact_capped(&text, true, 25), ".".repeat(15));
+    // A reader that stopped inside the secret: its start is hidden too.
+    let stopped = format!("{}s3cr3t-va", ".".repeat(20));
+    assert_eq!(
+        redactor.redact_capped(&stopped, false, 1000),
+        format!("{}{MARKER}", ".".repeat(20))
+    );
+    // Under the cap nothing is cut.
+    assert_eq!(redactor.redact_capped("short", true, 1000), "short");
+}
+
+#[test]
+fn live_redactors_mask_with_every_run_in_flight_until_dropped() {
+    use sealflow_redact::LiveRedactors;
+    let live = LiveRedactors::new();
+    let (first, second) = (live.slot(), live.slot());
+    first.update(&with_values(&["first-secret"]));
+    second.update(&with_values(&["second-secret", "first-secret-and-more"]));
+    assert_eq!(live.active(), 2);
+    let line = "connect first-secret-and-more; then second-secret";
+    assert_eq!(live.redact(line), format!("connect {MARKER}; then {MARKER}"));
+    drop(second);
+    assert_eq!(
+        live.redact(line),
+        format!("connect {MARKER}-and-more; then second-secret")
+    );
+    drop(first);
+    assert_eq!(live.active(), 0);
+    assert!(matches!(live.redact(line), Cow::Borrowed(_)));
+}

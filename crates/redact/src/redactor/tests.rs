@@ -8,8 +8,14 @@ use proptest::prelude::*;
 use super::Redactor;
 use crate::MARKER;
 
+/// Whether `text` holds a pattern, ignoring ASCII case as the search does
+/// (case-folding ASCII keeps byte offsets, so lowering both is exact).
 fn contains_a_pattern(redactor: &Redactor, text: &str) -> bool {
-    redactor.patterns.iter().any(|p| text.contains(p.text.as_str()))
+    let text = text.to_ascii_lowercase();
+    redactor
+        .patterns
+        .iter()
+        .any(|p| text.contains(p.text.to_ascii_lowercase().as_str()))
 }
 
 proptest! {
@@ -45,11 +51,46 @@ proptest! {
 fn duplicate_forms_are_kept_once() {
     let mut redactor = Redactor::new();
     redactor.add("abc123");
-    // raw (= every JSON and URL form), 4 base64 forms where standard =
-    // URL-safe and padded = unpadded for 6 bytes: "YWJjMTIz".
-    assert_eq!(redactor.pattern_count(), 2);
+    // raw (= every JSON, Debug and URL form), 4 base64 forms where standard
+    // = URL-safe and padded = unpadded for 6 bytes ("YWJjMTIz"), and hex
+    // (in either case: matching ignores ASCII case).
+    assert_eq!(redactor.pattern_count(), 3);
     let before = redactor.pattern_count();
     redactor.add("abc123");
     assert_eq!(redactor.pattern_count(), before);
     assert_eq!(redactor.value_count(), 1);
+}
+
+#[test]
+fn forms_differing_only_in_ascii_case_are_one_pattern() {
+    let mut redactor = Redactor::new();
+    redactor.add("Token-42");
+    redactor.add("tOKEN-42");
+    // Base64 and hex of the two differ; their raw forms are one pattern.
+    let raw = |p: &&super::Pattern| p.text.eq_ignore_ascii_case("token-42");
+    assert_eq!(redactor.patterns.iter().filter(raw).count(), 1);
+    assert_eq!(redactor.redact_str("a TOKEN-42 b"), format!("a {MARKER} b"));
+}
+
+#[test]
+fn a_url_value_adds_its_parts_as_patterns_but_counts_once() {
+    let mut redactor = Redactor::new();
+    redactor.add("https://user:hunter2-pass@hooks.example/services/T012345678/x?k=v");
+    assert_eq!(redactor.value_count(), 1);
+    let texts: Vec<&str> = redactor.patterns.iter().map(|p| p.text.as_str()).collect();
+    for part in [
+        "hunter2-pass",
+        "user:hunter2-pass",
+        "/services/T012345678/x",
+        "services/T012345678/x",
+        "T012345678",
+        "services",
+    ] {
+        assert!(texts.contains(&part), "{part:?} in {texts:?}");
+    }
+    // The host is the destination, short segments and parameters are only
+    // masked within their path or query.
+    for kept in ["hooks.example", "x", "k=v", "v", "user"] {
+        assert!(!texts.contains(&kept), "{kept:?}");
+    }
 }

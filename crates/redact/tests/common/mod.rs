@@ -60,6 +60,44 @@ pub fn form(secret: &str) -> String {
     form_urlencoded::byte_serialize(secret.as_bytes()).collect()
 }
 
+/// Percent-encoding with mixed-case hex: the first digit of each escape
+/// upper, the second lower.
+pub fn percent_mixed(secret: &str) -> String {
+    let mut out = String::new();
+    let mut digit = 0;
+    for c in percent_upper(secret).chars() {
+        digit = match (c, digit) {
+            ('%', _) => 1,
+            (_, 1) => 2,
+            _ => 0,
+        };
+        out.push(if digit == 2 { c.to_ascii_lowercase() } else { c });
+    }
+    out
+}
+
+/// Lower-case hex of the bytes (the `hex` crate is not a dependency here).
+pub fn hex_lower(secret: &str) -> String {
+    secret.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `format!("{secret:?}")` shows between its quotes.
+pub fn debug(secret: &str) -> String {
+    let quoted = format!("{secret:?}");
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// Base64 broken into lines of `width` characters joined by `eol`.
+pub fn wrapped(bytes: &[u8], width: usize, eol: &str) -> String {
+    let flat = STANDARD.encode(bytes);
+    let lines: Vec<&str> = flat
+        .as_bytes()
+        .chunks(width)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    lines.join(eol)
+}
+
 /// Every form the brief requires, labelled, duplicates included.
 pub fn encodings(secret: &str) -> Vec<(&'static str, String)> {
     let bytes = secret.as_bytes();
@@ -69,7 +107,13 @@ pub fn encodings(secret: &str) -> Vec<(&'static str, String)> {
         ("json-ascii", json_ascii(secret)),
         ("percent", percent_upper(secret)),
         ("percent-lower", lower_hex(&percent_upper(secret))),
+        ("percent-mixed", percent_mixed(secret)),
         ("form", form(secret)),
+        ("debug", debug(secret)),
+        ("hex", hex_lower(secret)),
+        ("HEX", hex_lower(secret).to_uppercase()),
+        ("upper", secret.to_uppercase()),
+        ("lower-ascii", secret.to_ascii_lowercase()),
         ("base64", STANDARD.encode(bytes)),
         ("base64-nopad", STANDARD_NO_PAD.encode(bytes)),
         ("base64url", URL_SAFE.encode(bytes)),
