@@ -17,8 +17,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use sealflow::ids::new_id;
 use sealflow::store::{
-    ApiKeyRecord, CancelRun, InsertRun, InsertSecret, PageRequest, Role, RunRecord, SecretRecord, StepRecord,
-    Store, WorkflowRecord,
+    ApiKeyRecord, CancelRun, InsertRun, InsertSecret, PageRequest, Role, RunEnd, RunRecord, SecretRecord,
+    StepRecord, Store, StoreOptions, WorkflowRecord,
 };
 use sealflow::vault::SealedSecret;
 use serde_json::json;
@@ -72,6 +72,10 @@ storage_tests!(
     concurrent_claimers_never_claim_the_same_run_twice,
     a_schedule_tick_fires_once_across_concurrent_instances,
     webhook_tokens_find_and_rotate_only_their_workflow,
+    a_run_inserted_claimed_is_running_under_its_owner_and_not_claimable,
+    the_last_step_and_the_run_end_are_written_together,
+    a_failing_write_in_a_batch_is_undone_alone_while_the_others_commit,
+    a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit,
 );
 
 #[test]
@@ -1125,4 +1129,155 @@ async fn webhook_tokens_find_and_rotate_only_their_workflow(store: Arc<dyn Store
         .unwrap()
         .expect("rotated");
     assert_eq!((rotated.id, rotated.updated_at), (hooked.id, NOW + 5));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hot path: claimed inserts, combined writes, batches, the attempt limit
+
+async fn a_run_inserted_claimed_is_running_under_its_owner_and_not_claimable(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let r = run(&ws, "wf_a", None, NOW);
+    let inserted = store
+        .insert_claimed_run(&r, 0, Some(("inst/c1", NOW + LEASE_MS)))
+        .await
+        .unwrap();
+    assert_eq!(inserted, InsertRun::Inserted);
+    let got = store.get_run(&ws, &r.id).await.unwrap().expect("stored");
+    assert_eq!((got.status.as_str(), got.started_at), ("running", Some(NOW)));
+    assert!(
+        store
+            .claim_run("other", NOW + 1, LEASE_MS)
+            .await
+            .unwrap()
+            .is_none(),
+        "a run claimed at insert is leased like any claimed run"
+    );
+    assert!(!store
+        .save_step(&r.id, "other", &step(0, "completed"), 1)
+        .await
+        .unwrap());
+    assert!(store
+        .save_step(&r.id, "inst/c1", &step(0, "completed"), 1)
+        .await
+        .unwrap());
+}
+
+async fn the_last_step_and_the_run_end_are_written_together(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let r = run(&ws, "wf_a", None, NOW);
+    store
+        .insert_claimed_run(&r, 0, Some(("owner", NOW + LEASE_MS)))
+        .await
+        .unwrap();
+    let end = RunEnd {
+        status: "completed",
+        error: None,
+        at_ms: NOW + 5,
+    };
+    let steps = [step(0, "completed"), step(1, "skipped")];
+    assert!(store
+        .save_steps(&r.id, "owner", &steps, 2, Some(end))
+        .await
+        .unwrap());
+    let got = store.get_run(&ws, &r.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.status.as_str(),
+            got.completed_at,
+            got.next_step,
+            got.steps_completed
+        ),
+        ("completed", Some(NOW + 5), 2, 1)
+    );
+    let recorded = store.run_steps(&r.id).await.unwrap();
+    assert_eq!(
+        recorded.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(),
+        ["completed", "skipped"]
+    );
+    assert!(
+        !store
+            .save_steps(&r.id, "owner", &[step(2, "completed")], 3, None)
+            .await
+            .unwrap(),
+        "an ended run takes no more writes"
+    );
+}
+
+async fn a_failing_write_in_a_batch_is_undone_alone_while_the_others_commit(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let runs: Vec<RunRecord> = (0..24).map(|_| run(&ws, "wf_a", None, NOW)).collect();
+    for r in &runs {
+        store
+            .insert_claimed_run(r, 0, Some(("owner", NOW + LEASE_MS)))
+            .await
+            .unwrap();
+    }
+    // All at once, so they share group commits; run 0's step breaks a CHECK constraint after its
+    // guard already moved next_step, so its savepoint must undo that too.
+    let writes = runs.iter().enumerate().map(|(i, r)| {
+        let store = store.clone();
+        let id = r.id.clone();
+        async move {
+            let status = if i == 0 { "bogus" } else { "completed" };
+            store.save_step(&id, "owner", &step(0, status), 7).await
+        }
+    });
+    let results = futures::future::join_all(writes).await;
+    assert!(results[0].is_err(), "the broken write fails: {:?}", results[0]);
+    for (i, result) in results.iter().enumerate().skip(1) {
+        assert!(matches!(result, Ok(true)), "write {i}: {result:?}");
+    }
+    let broken = store.get_run(&ws, &runs[0].id).await.unwrap().unwrap();
+    assert_eq!(broken.next_step, 0, "the failed write left nothing behind");
+    assert!(store.run_steps(&runs[0].id).await.unwrap().is_empty());
+    for r in &runs[1..] {
+        let got = store.get_run(&ws, &r.id).await.unwrap().unwrap();
+        assert_eq!((got.next_step, got.steps_completed), (7, 1), "{}", r.id);
+    }
+}
+
+async fn a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit(store: Arc<dyn Store>) {
+    let limit = StoreOptions::default().max_run_attempts;
+    let ws = workspace(&store, "acme").await;
+    let doomed = run(&ws, "wf_a", None, NOW);
+    store.insert_run(&doomed, 0).await.unwrap();
+    let mut at = NOW;
+    for attempt in 1..=limit {
+        let claimed = store
+            .claim_run(&format!("w{attempt}"), at, LEASE_MS)
+            .await
+            .unwrap();
+        assert_eq!(
+            claimed.map(|r| r.id),
+            Some(doomed.id.clone()),
+            "attempt {attempt}"
+        );
+        at += LEASE_MS + 1; // the worker died: its lease runs out
+    }
+    assert!(store.claim_run("w-last", at, LEASE_MS).await.unwrap().is_none());
+    let failed = store.get_run(&ws, &doomed.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, "failed");
+    let error = failed.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!("{limit} attempts")) && error.contains("SEALFLOW_MAX_RUN_ATTEMPTS"),
+        "the error names the limit: {error}"
+    );
+
+    // A run that records a step between claims makes progress and is never failed for it.
+    let steady = run(&ws, "wf_a", None, at);
+    store.insert_run(&steady, 0).await.unwrap();
+    for attempt in 0..(limit * 2) {
+        let owner = format!("s{attempt}");
+        let claimed = store.claim_run(&owner, at, LEASE_MS).await.unwrap();
+        assert_eq!(
+            claimed.map(|r| r.id),
+            Some(steady.id.clone()),
+            "attempt {attempt}"
+        );
+        assert!(store
+            .save_step(&steady.id, &owner, &step(0, "running"), 0)
+            .await
+            .unwrap());
+        at += LEASE_MS + 1;
+    }
 }

@@ -44,6 +44,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+    /// The batched commit holding this write failed (or the writer stopped): nothing of it is
+    /// stored.
+    #[error("{0}")]
+    Commit(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -124,7 +128,18 @@ pub trait WorkflowRepo {
 pub trait RunRepo {
     /// Inserts a queued run. With an idempotency key, a live run holding the same key in the same
     /// workflow is returned instead (keys older than `key_ttl_ms` are released first).
-    async fn insert_run(&self, run: &RunRecord, key_ttl_ms: i64) -> StoreResult<InsertRun>;
+    async fn insert_run(&self, run: &RunRecord, key_ttl_ms: i64) -> StoreResult<InsertRun> {
+        self.insert_claimed_run(run, key_ttl_ms, None).await
+    }
+    /// [`RunRepo::insert_run`], and with `claim = Some((owner, lease_until_ms))` the new run is
+    /// inserted already claimed by `owner` (`running`), in the same commit, so this instance can
+    /// hand it to a local worker without another write.
+    async fn insert_claimed_run(
+        &self,
+        run: &RunRecord,
+        key_ttl_ms: i64,
+        claim: Option<(&str, i64)>,
+    ) -> StoreResult<InsertRun>;
     async fn get_run(&self, workspace_id: &str, id: &str) -> StoreResult<Option<RunRecord>>;
     /// Newest first, filtered; also returns the total matching.
     async fn list_runs(
@@ -135,7 +150,9 @@ pub trait RunRepo {
         page: PageRequest,
     ) -> StoreResult<(Vec<RunRecord>, i64)>;
     async fn run_steps(&self, run_id: &str) -> StoreResult<Vec<StepRecord>>;
-    /// Claims one due run (queued, parked and due, or with an expired lease) for `owner`.
+    /// Claims one due run (queued, parked and due, or with an expired lease) for `owner`. A run
+    /// claimed more than `max_run_attempts` times without a step result in between is failed
+    /// instead (its worker keeps dying), and the next due run is claimed.
     async fn claim_run(&self, owner: &str, now_ms: i64, lease_ms: i64) -> StoreResult<Option<RunRecord>>;
     /// Extends the lease; false if it was lost or the run is no longer running.
     async fn renew_lease(&self, run_id: &str, owner: &str, until_ms: i64) -> StoreResult<bool>;
@@ -146,6 +163,19 @@ pub trait RunRepo {
         owner: &str,
         step: &StepRecord,
         next_step: i64,
+    ) -> StoreResult<bool> {
+        self.save_steps(run_id, owner, std::slice::from_ref(step), next_step, None)
+            .await
+    }
+    /// Records step results, where the run goes next and, with `end`, the run's end, all in one
+    /// commit; false (and nothing written) if the lease was lost or the run is no longer running.
+    async fn save_steps(
+        &self,
+        run_id: &str,
+        owner: &str,
+        steps: &[StepRecord],
+        next_step: i64,
+        end: Option<RunEnd<'_>>,
     ) -> StoreResult<bool>;
     /// Releases the lease until `wake_at` (a delay step); no worker is held meanwhile.
     async fn park_run(&self, run_id: &str, owner: &str, wake_at: i64) -> StoreResult<bool>;
@@ -157,7 +187,11 @@ pub trait RunRepo {
         status: &str,
         error: Option<&str>,
         at_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let end = RunEnd { status, error, at_ms };
+        // next_step is left as it is: -1 means "unchanged".
+        self.save_steps(run_id, owner, &[], -1, Some(end)).await
+    }
     /// Cancels a run that has not finished.
     async fn cancel_run(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<CancelRun>;
     /// Records the firing of schedule tick `tick_at` and inserts its run, atomically; false (and
@@ -183,6 +217,13 @@ pub trait Store:
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+    /// Sends the id of every run that ends on *another* instance sharing this database to
+    /// `ended` (PostgreSQL `LISTEN/NOTIFY`), so `?wait=` callers wake without polling. A backend
+    /// that cannot be shared (SQLite) does nothing.
+    async fn listen_run_ends(&self, ended: tokio::sync::mpsc::UnboundedSender<String>) -> StoreResult<()> {
+        let _ = ended;
+        Ok(())
+    }
     /// Which backend this is, for logs.
     fn backend(&self) -> &'static str;
 }
@@ -191,10 +232,15 @@ pub trait Store:
 ///
 /// Only the scheme chooses the backend; anything else is refused with what to write instead.
 pub async fn open(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+    open_with(database_url, StoreOptions::default()).await
+}
+
+/// [`open`] with options.
+pub async fn open_with(database_url: &str, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqlStore::open_sqlite(database_url).await?))
+        Ok(Arc::new(SqlStore::open_sqlite(database_url, options).await?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(SqlStore::open_pg(database_url).await?))
+        Ok(Arc::new(SqlStore::open_pg(database_url, options).await?))
     } else {
         Err(StoreError::UnsupportedUrl(format!(
             "unsupported database URL scheme in {:?}: write sqlite://PATH (e.g. sqlite://./data/sealflow.db) \

@@ -162,6 +162,29 @@ pub struct StepRecord {
     pub completed_at: Option<i64>,
 }
 
+/// How a run ends, recorded in the same commit as its last step results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd<'a> {
+    /// `completed` or `failed`.
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+    pub at_ms: i64,
+}
+
+/// Options of a store, set when it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Claims of one run that may end without any step result being recorded (its worker died
+    /// mid-step each time) before the run is failed instead of being claimed again.
+    pub max_run_attempts: i64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_run_attempts: 5 }
+    }
+}
+
 /// Outcome of inserting a run that may carry an idempotency key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertRun {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::rows::{
     api_key_from_row, hosts_to_column, secret_from_row, secret_meta_from_row, workspace_from_row,
 };
-use super::{on_db, SqlStore};
+use super::{on_db, write_db, SqlStore};
 use crate::store::{
     ApiKeyRecord, ApiKeyRepo, InsertSecret, MasterKeyRepo, SecretMeta, SecretRecord, SecretRepo, StoreResult,
     Workspace, WorkspaceRepo,
@@ -80,16 +80,18 @@ impl ApiKeyRepo for SqlStore {
     }
 
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()> {
-        on_db!(self, |pool| {
+        // Through the writer: it runs on every API-key request, so it shares the group commit.
+        let id = id.to_owned();
+        write_db!(self, |conn, _pg| {
             sqlx::query(
                 "UPDATE api_keys SET last_used = $2, total_requests = total_requests + 1 WHERE id = $1",
             )
-            .bind(id)
+            .bind(&id)
             .bind(at_ms)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn list_api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKeyRecord>> {
@@ -118,14 +120,14 @@ impl ApiKeyRepo for SqlStore {
     }
 
     async fn delete_api_key(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| sqlx::query(
-            "DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2"
-        )
-        .bind(workspace_id)
-        .bind(id)
-        .execute(pool)
-        .await?
-        .rows_affected());
+        let done = on_db!(self, |pool| {
+            sqlx::query("DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(done > 0)
     }
 }
@@ -212,35 +214,37 @@ impl SecretRepo for SqlStore {
     }
 
     async fn replace_secret(&self, row: &SecretRecord, expected_version: i64) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| sqlx::query(
-            "UPDATE secrets SET version = $3, kek_id = $4, wrapped_dek = $5, ciphertext = $6, \
+        let done = on_db!(self, |pool| {
+            sqlx::query(
+                "UPDATE secrets SET version = $3, kek_id = $4, wrapped_dek = $5, ciphertext = $6, \
                                 allowed_hosts = $7, updated_at = $8 \
              WHERE workspace_id = $1 AND name = $2 AND version = $9",
-        )
-        .bind(&row.workspace_id)
-        .bind(&row.name)
-        .bind(row.version)
-        .bind(&row.sealed.kek_id)
-        .bind(&row.sealed.wrapped_dek)
-        .bind(&row.sealed.ciphertext)
-        .bind(hosts_to_column(&row.allowed_hosts))
-        .bind(row.updated_at)
-        .bind(expected_version)
-        .execute(pool)
-        .await?
-        .rows_affected());
+            )
+            .bind(&row.workspace_id)
+            .bind(&row.name)
+            .bind(row.version)
+            .bind(&row.sealed.kek_id)
+            .bind(&row.sealed.wrapped_dek)
+            .bind(&row.sealed.ciphertext)
+            .bind(hosts_to_column(&row.allowed_hosts))
+            .bind(row.updated_at)
+            .bind(expected_version)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
         Ok(done == 1)
     }
 
     async fn delete_secret(&self, workspace_id: &str, name: &str) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| sqlx::query(
-            "DELETE FROM secrets WHERE workspace_id = $1 AND name = $2"
-        )
-        .bind(workspace_id)
-        .bind(name)
-        .execute(pool)
-        .await?
-        .rows_affected());
+        let done = on_db!(self, |pool| {
+            sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND name = $2")
+                .bind(workspace_id)
+                .bind(name)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(done > 0)
     }
 }
@@ -248,11 +252,11 @@ impl SecretRepo for SqlStore {
 #[async_trait]
 impl MasterKeyRepo for SqlStore {
     async fn master_key_checks(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
-        let rows: Vec<(String, Vec<u8>)> = on_db!(self, |pool| sqlx::query_as(
-            "SELECT id, check_value FROM master_keys ORDER BY created_at"
-        )
-        .fetch_all(pool)
-        .await?);
+        let rows: Vec<(String, Vec<u8>)> = on_db!(self, |pool| {
+            sqlx::query_as("SELECT id, check_value FROM master_keys ORDER BY created_at")
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows)
     }
 

@@ -1,63 +1,92 @@
-//! The one SQL store behind every backend: a [`Db`] holding a SQLite or a PostgreSQL pool, and each
-//! repository written once against it.
+//! The one SQL store behind every backend: a [`Db`] holding a SQLite or a PostgreSQL backend, and
+//! each repository written once against it.
 //!
 //! Statements use `$n` placeholders, which SQLite accepts too, and the same tables and columns on
-//! both backends; [`on_db!`] compiles one body for each pool, so a statement and its row mapping
-//! exist once. Code branches on the `pg` flag only where the dialects really differ: `seq` (SQLite
-//! takes `MAX(seq) + 1` under its single writer, PostgreSQL an identity column), the secret-count
-//! limit (an advisory lock on PostgreSQL), and the claim (`FOR UPDATE SKIP LOCKED`).
+//! both backends; [`on_db!`] (reads) and [`write_db!`] (writes) compile one body for each backend,
+//! so a statement and its row mapping exist once. Code branches on the `pg` flag only where the
+//! dialects really differ: `seq` (SQLite takes `MAX(seq) + 1` under its single writer, PostgreSQL
+//! an identity column), the secret-count limit (an advisory lock on PostgreSQL), and the claim
+//! (`FOR UPDATE SKIP LOCKED`).
 //!
-//! SQLite runs `synchronous = FULL`: an acknowledged write must survive a crash of the machine, not
-//! only of the process.
+//! Writes on the hot path go through the backend's [`writer::Writer`] (group commit); reads use
+//! the pool. SQLite runs `synchronous = FULL`: an acknowledged write must survive a crash of the
+//! machine, not only of the process.
 
 mod accounts;
 mod rows;
 mod runs;
 mod workflows;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Database, PgPool, Pool, Postgres, Sqlite};
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreOptions, StoreResult};
+use writer::Writer;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// PostgreSQL connections per instance; a fleet multiplies this, so keep it well under the
-/// server's `max_connections`.
+/// PostgreSQL connections per instance (readers plus writers); a fleet multiplies this, so keep
+/// it well under the server's `max_connections`.
 const PG_POOL_SIZE: u32 = 10;
-const SQLITE_POOL_SIZE: u32 = 8;
+/// PostgreSQL writer tasks, each committing one job at a time on its own connection (see
+/// `writer.rs` for why PostgreSQL does not batch); the rest of the pool serves reads.
+const PG_WRITERS: usize = 6;
+const SQLITE_READERS: u32 = 8;
+/// The channel run ends are announced on (PostgreSQL `NOTIFY`, payload: the run id).
+pub(crate) const RUN_ENDED_CHANNEL: &str = "sealflow_run_ended";
 
-/// The pool of one backend.
-#[derive(Debug, Clone)]
-pub enum Db {
-    Sqlite(SqlitePool),
-    Pg(PgPool),
+/// A pool for reads and the writer for batched writes.
+#[derive(Debug)]
+pub struct Backend<DB: Database> {
+    pool: Pool<DB>,
+    writer: Writer<DB>,
 }
 
-/// Runs one body against whichever pool `$store.db` holds: `on_db!(self, |pool| …)`, or
+impl<DB: Database> Backend<DB> {
+    /// The pool, for tests that inspect or tamper with rows directly.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
+/// The backend a store runs on.
+#[derive(Debug)]
+pub enum Db {
+    Sqlite(Backend<Sqlite>),
+    Pg(Backend<Postgres>),
+}
+
+/// Runs one body against whichever read pool `$store.db` holds: `on_db!(self, |pool| …)`, or
 /// `on_db!(self, |pool, pg| …)` to also get `pg: bool` for a dialect branch. The body is compiled
 /// once per backend, so it may use `pool` (and transactions begun on it) with any sqlx call.
 macro_rules! on_db {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.db {
-            $crate::store::sql::Db::Sqlite($pool) => $body,
-            $crate::store::sql::Db::Pg($pool) => $body,
+            $crate::store::sql::Db::Sqlite(b) => {
+                let $pool = &b.pool;
+                $body
+            }
+            $crate::store::sql::Db::Pg(b) => {
+                let $pool = &b.pool;
+                $body
+            }
         }
     };
     ($store:expr, |$pool:ident, $pg:ident| $body:expr) => {
         match &$store.db {
-            $crate::store::sql::Db::Sqlite($pool) => {
-                let $pg = false;
+            $crate::store::sql::Db::Sqlite(b) => {
+                let ($pool, $pg) = (&b.pool, false);
                 $body
             }
-            $crate::store::sql::Db::Pg($pool) => {
-                let $pg = true;
+            $crate::store::sql::Db::Pg(b) => {
+                let ($pool, $pg) = (&b.pool, true);
                 $body
             }
         }
@@ -65,10 +94,45 @@ macro_rules! on_db {
 }
 pub(crate) use on_db;
 
+/// Runs one body as a write of the next group commit and returns its result once that commit
+/// has returned: `write_db!(self, |conn, pg| …)`. `conn` is the writer's connection inside the
+/// open transaction (use `&mut *conn` as the executor); the body runs in its own savepoint, so
+/// an error undoes only its changes. It must own what it uses (`move`): clone arguments first.
+macro_rules! write_db {
+    ($store:expr, |$conn:ident, $pg:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::sql::Db::Sqlite(b) => {
+                b.writer
+                    .write(move |$conn| {
+                        Box::pin(async move {
+                            let $pg = false;
+                            let out: $crate::store::StoreResult<_> = $body;
+                            out
+                        })
+                    })
+                    .await
+            }
+            $crate::store::sql::Db::Pg(b) => {
+                b.writer
+                    .write(move |$conn| {
+                        Box::pin(async move {
+                            let $pg = true;
+                            let out: $crate::store::StoreResult<_> = $body;
+                            out
+                        })
+                    })
+                    .await
+            }
+        }
+    };
+}
+pub(crate) use write_db;
+
 /// A store over SQLite or PostgreSQL.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SqlStore {
     db: Db,
+    options: StoreOptions,
 }
 
 /// The store opened on a SQLite file (the same type as [`PgStore`]; the names say which `open`).
@@ -78,14 +142,14 @@ pub type PgStore = SqlStore;
 
 impl SqlStore {
     /// Opens `sqlite://PATH`, creating the file's directory and the file, then migrates.
-    pub async fn open_sqlite(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+    pub async fn open_sqlite(url: &str, options: StoreOptions) -> StoreResult<Self> {
+        let connect = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options
+        if let Some(dir) = connect
             .get_filename()
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -95,36 +159,89 @@ impl SqlStore {
                 source,
             })?;
         }
+        // Readers never write on the hot path, so they need no pre-acquire ping either.
         let pool = SqlitePoolOptions::new()
-            .max_connections(SQLITE_POOL_SIZE)
-            .connect_with(options)
+            .max_connections(SQLITE_READERS)
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
             .await?;
         SQLITE_MIGRATOR.run(&pool).await?;
-        Ok(Self { db: Db::Sqlite(pool) })
+        // One writer connection: SQLite has one writer at a time anyway, and owning it means no
+        // writer of ours ever sleeps in the busy handler behind another.
+        let write_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .connect_with(connect)
+            .await?;
+        let writer = Writer::start(write_pool, 1, usize::MAX, "BEGIN IMMEDIATE");
+        Ok(Self {
+            db: Db::Sqlite(Backend { pool, writer }),
+            options,
+        })
     }
 
     /// Connects to `postgres://…` and migrates. sqlx's migrator takes an advisory lock, so
     /// instances starting together migrate once.
-    pub async fn open_pg(url: &str) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+    pub async fn open_pg(url: &str, options: StoreOptions) -> StoreResult<Self> {
+        let connect = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(PG_POOL_SIZE)
-            .connect_with(options)
+            .test_before_acquire(false)
+            .connect_with(connect)
             .await?;
         PG_MIGRATOR.run(&pool).await?;
-        Ok(Self { db: Db::Pg(pool) })
+        let writer = Writer::start(pool.clone(), PG_WRITERS, 1, "BEGIN");
+        Ok(Self {
+            db: Db::Pg(Backend { pool, writer }),
+            options,
+        })
     }
 
-    /// The backend's pool, for tests that inspect or tamper with rows directly.
+    /// The backend, for tests that inspect or tamper with rows directly.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+}
+
+/// Forwards PostgreSQL run-end notifications to `ended` until it is closed; reconnects after a
+/// lost connection (a `?wait=` caller also re-reads the run now and then, so a gap only delays).
+async fn forward_run_ends(pool: PgPool, ended: tokio::sync::mpsc::UnboundedSender<String>) {
+    while !ended.is_closed() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for run ends; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(RUN_ENDED_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot listen for run ends; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        while let Ok(n) = listener.recv().await {
+            if ended.send(n.payload().to_owned()).is_err() {
+                return;
+            }
+        }
     }
 }
 
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        on_db!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        on_db!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await.map(drop)
+        })?;
+        Ok(())
+    }
+
+    async fn listen_run_ends(&self, ended: tokio::sync::mpsc::UnboundedSender<String>) -> StoreResult<()> {
+        if let Db::Pg(b) = &self.db {
+            tokio::spawn(forward_run_ends(b.pool.clone(), ended));
+        }
         Ok(())
     }
 

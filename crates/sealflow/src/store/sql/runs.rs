@@ -6,9 +6,9 @@
 
 use async_trait::async_trait;
 
-use super::rows::{run_from_row, step_from_row};
-use super::{on_db, SqlStore};
-use crate::store::{CancelRun, InsertRun, PageRequest, RunRecord, RunRepo, StepRecord, StoreResult};
+use super::rows::{run_from_row, step_from_row, SqlRow};
+use super::{on_db, write_db, SqlStore};
+use crate::store::{CancelRun, InsertRun, PageRequest, RunEnd, RunRecord, RunRepo, StepRecord, StoreResult};
 
 const COLUMNS: &str = "id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, status, \
                        trigger_type, input_json, error, next_step, wake_at, idempotency_key, request_hash, \
@@ -16,29 +16,30 @@ const COLUMNS: &str = "id, workspace_id, workflow_id, workflow_name, workflow_ve
                        (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = runs.id AND s.status = 'completed') \
                        AS steps_completed";
 
-/// The insert of a queued run (nothing is inserted when its idempotency key is taken). `seq`:
-/// SQLite serializes writers, so `MAX(seq) + 1` is strictly increasing; PostgreSQL's identity
-/// column hands concurrent instances distinct values.
+/// The insert of a run, queued or already claimed (nothing is inserted when its idempotency key
+/// is taken). `seq`: SQLite serializes writers, so `MAX(seq) + 1` is strictly increasing;
+/// PostgreSQL's identity column hands concurrent instances distinct values.
 fn insert_run_sql(pg: bool) -> &'static str {
     if pg {
         "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
                            status, trigger_type, input_json, next_step, wake_at, idempotency_key, \
-                           request_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, 0, $9, $10, $11, $12) \
+                           request_hash, created_at, lease_owner, lease_expires_at, started_at, claims) \
+         VALUES ($1, $2, $3, $4, $5, $6, $13, $7, $8, 0, $9, $10, $11, $12, $14, $15, $16, $17) \
          ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING"
     } else {
         "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
                            status, trigger_type, input_json, next_step, wake_at, idempotency_key, \
-                           request_hash, created_at, seq) \
-         SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, $8, 0, $9, $10, $11, $12, \
+                           request_hash, created_at, lease_owner, lease_expires_at, started_at, claims, seq) \
+         SELECT $1, $2, $3, $4, $5, $6, $13, $7, $8, 0, $9, $10, $11, $12, $14, $15, $16, $17, \
                 COALESCE((SELECT MAX(seq) FROM runs WHERE workspace_id = $2), 0) + 1 \
          WHERE true \
          ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING"
     }
 }
 
+/// Binds a run to [`insert_run_sql`]; `$claim` is `Option<(String owner, i64 lease_until)>`.
 macro_rules! insert_run_row {
-    ($pg:expr, $run:expr) => {
+    ($pg:expr, $run:expr, $claim:expr) => {
         sqlx::query(insert_run_sql($pg))
             .bind(&$run.id)
             .bind(&$run.workspace_id)
@@ -52,17 +53,41 @@ macro_rules! insert_run_row {
             .bind(&$run.idempotency_key)
             .bind(&$run.request_hash)
             .bind($run.created_at)
+            .bind(if $claim.is_some() { "running" } else { "queued" })
+            .bind($claim.as_ref().map(|c: &(String, i64)| c.0.clone()))
+            .bind($claim.as_ref().map(|c: &(String, i64)| c.1))
+            .bind($claim.as_ref().map(|_| $run.created_at))
+            .bind(i64::from($claim.is_some()))
+    };
+}
+
+/// Announces a run's end to other instances (PostgreSQL; delivered when the commit lands).
+macro_rules! notify_ended {
+    ($pg:expr, $conn:expr, $run_id:expr) => {
+        if $pg {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::RUN_ENDED_CHANNEL)
+                .bind($run_id)
+                .execute(&mut *$conn)
+                .await?;
+        }
     };
 }
 
 #[async_trait]
 impl RunRepo for SqlStore {
-    async fn insert_run(&self, run: &RunRecord, key_ttl_ms: i64) -> StoreResult<InsertRun> {
+    async fn insert_claimed_run(
+        &self,
+        run: &RunRecord,
+        key_ttl_ms: i64,
+        claim: Option<(&str, i64)>,
+    ) -> StoreResult<InsertRun> {
         let existing = format!(
             "SELECT {COLUMNS} FROM runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
         );
-        on_db!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
+        let run = run.clone();
+        let claim = claim.map(|(owner, until)| (owner.to_owned(), until));
+        write_db!(self, |conn, pg| {
             if let Some(key) = &run.idempotency_key {
                 // An expired key no longer binds: release it so the unique index admits the new run.
                 sqlx::query(
@@ -73,23 +98,21 @@ impl RunRepo for SqlStore {
                 .bind(&run.workflow_id)
                 .bind(key)
                 .bind(run.created_at - key_ttl_ms)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
-            let done = insert_run_row!(pg, run).execute(&mut *tx).await?;
-            let outcome = if done.rows_affected() == 1 {
-                InsertRun::Inserted
+            let done = insert_run_row!(pg, run, claim).execute(&mut *conn).await?;
+            if done.rows_affected() == 1 {
+                Ok(InsertRun::Inserted)
             } else {
                 let row = sqlx::query(&existing)
                     .bind(&run.workspace_id)
                     .bind(&run.workflow_id)
                     .bind(&run.idempotency_key)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut *conn)
                     .await?;
-                InsertRun::Existing(Box::new(run_from_row(&row)?))
-            };
-            tx.commit().await?;
-            Ok(outcome)
+                Ok(InsertRun::Existing(Box::new(run_from_row(&row)?)))
+            }
         })
     }
 
@@ -148,165 +171,197 @@ impl RunRepo for SqlStore {
     }
 
     async fn claim_run(&self, owner: &str, now_ms: i64, lease_ms: i64) -> StoreResult<Option<RunRecord>> {
-        // SQLite serializes writers, so the one UPDATE is atomic; on PostgreSQL the candidate row is
-        // locked with SKIP LOCKED, so concurrent claimers take different runs instead of queueing.
-        let lock = |pg: bool| if pg { "FOR UPDATE SKIP LOCKED" } else { "" };
-        on_db!(self, |pool, pg| {
+        let owner = owner.to_owned();
+        let max_attempts = self.options.max_run_attempts;
+        write_db!(self, |conn, pg| {
+            // SQLite serializes writers, so the one UPDATE is atomic; on PostgreSQL the candidate
+            // row is locked with SKIP LOCKED, so concurrent claimers take different runs.
             let sql = format!(
                 "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
-                                 started_at = COALESCE(started_at, $3) \
+                                 started_at = COALESCE(started_at, $3), claims = claims + 1 \
                  WHERE id = (SELECT id FROM runs \
                              WHERE status IN ('queued', 'running') AND wake_at <= $3 \
                                AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
                              ORDER BY wake_at, seq LIMIT 1 {}) \
-                 RETURNING {COLUMNS}",
-                lock(pg)
+                 RETURNING {COLUMNS}, claims",
+                if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
             );
-            let row = sqlx::query(&sql)
-                .bind(owner)
-                .bind(now_ms + lease_ms)
+            let claimed = loop {
+                let row = sqlx::query(&sql)
+                    .bind(&owner)
+                    .bind(now_ms + lease_ms)
+                    .bind(now_ms)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(row) = row else { break None };
+                let claims: i64 = row.col("claims")?;
+                let run = run_from_row(&row)?;
+                if claims <= max_attempts {
+                    break Some(run);
+                }
+                // Every earlier claim ended without recording a step: the run is what kills its
+                // worker (or the worker's machine), so running it again would only loop.
+                let error = format!(
+                    "the run was started {} times and its worker stopped each time before a step \
+                     result was recorded; it is failed instead of being retried (limit: {max_attempts} \
+                     attempts, SEALFLOW_MAX_RUN_ATTEMPTS)",
+                    claims - 1
+                );
+                sqlx::query(
+                    "UPDATE runs SET status = 'failed', error = $2, completed_at = $3, lease_owner = NULL, \
+                                     lease_expires_at = NULL WHERE id = $1",
+                )
+                .bind(&run.id)
+                .bind(&error)
                 .bind(now_ms)
-                .fetch_optional(pool)
+                .execute(&mut *conn)
                 .await?;
-            row.as_ref().map(run_from_row).transpose()
+                sqlx::query(
+                    "UPDATE run_steps SET status = 'failed', error = $2, completed_at = $3 \
+                     WHERE run_id = $1 AND status = 'running'",
+                )
+                .bind(&run.id)
+                .bind(&error)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?;
+                notify_ended!(pg, conn, &run.id);
+            };
+            Ok(claimed)
         })
     }
 
     async fn renew_lease(&self, run_id: &str, owner: &str, until_ms: i64) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| {
-            sqlx::query(
-            "UPDATE runs SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-        )
-        .bind(run_id)
-        .bind(owner)
-        .bind(until_ms)
-        .execute(pool)
-        .await?
-        .rows_affected()
-        });
-        Ok(done == 1)
+        let (run_id, owner) = (run_id.to_owned(), owner.to_owned());
+        write_db!(self, |conn, _pg| {
+            let done = sqlx::query(
+                "UPDATE runs SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            )
+            .bind(&run_id)
+            .bind(&owner)
+            .bind(until_ms)
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
-    async fn save_step(
+    async fn save_steps(
         &self,
         run_id: &str,
         owner: &str,
-        step: &StepRecord,
+        steps: &[StepRecord],
         next_step: i64,
+        end: Option<RunEnd<'_>>,
     ) -> StoreResult<bool> {
-        on_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let (run_id, owner, steps) = (run_id.to_owned(), owner.to_owned(), steps.to_vec());
+        let end = end.map(|e| (e.status.to_owned(), e.error.map(str::to_owned), e.at_ms));
+        write_db!(self, |conn, pg| {
+            // The guard (lease still ours, run still running) and the run's new state in one
+            // statement; recording any step counts as progress and resets the claim count.
             let guard = sqlx::query(
-                "UPDATE runs SET next_step = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                "UPDATE runs SET next_step = CASE WHEN $3 < 0 THEN next_step ELSE $3 END, \
+                                 claims = CASE WHEN $4 THEN 0 ELSE claims END, \
+                                 status = COALESCE($5, status), \
+                                 error = CASE WHEN $5 IS NULL THEN error ELSE $6 END, \
+                                 completed_at = COALESCE($7, completed_at), \
+                                 lease_owner = CASE WHEN $5 IS NULL THEN lease_owner ELSE NULL END, \
+                                 lease_expires_at = CASE WHEN $5 IS NULL THEN lease_expires_at ELSE NULL END \
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
             )
-            .bind(run_id)
-            .bind(owner)
+            .bind(&run_id)
+            .bind(&owner)
             .bind(next_step)
-            .execute(&mut *tx)
+            .bind(!steps.is_empty())
+            .bind(end.as_ref().map(|e| e.0.clone()))
+            .bind(end.as_ref().and_then(|e| e.1.clone()))
+            .bind(end.as_ref().map(|e| e.2))
+            .execute(&mut *conn)
             .await?;
             if guard.rows_affected() != 1 {
                 return Ok(false);
             }
-            sqlx::query(
-                "INSERT INTO run_steps (run_id, idx, step_id, step_type, status, output_json, error, attempts, \
-                                        started_at, completed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (run_id, idx) DO UPDATE SET status = $5, output_json = $6, error = $7, \
-                     attempts = $8, started_at = COALESCE(run_steps.started_at, $9), completed_at = $10",
-            )
-            .bind(run_id)
-            .bind(step.idx)
-            .bind(&step.step_id)
-            .bind(&step.step_type)
-            .bind(&step.status)
-            .bind(step.output.as_ref().map(|o| o.to_string()))
-            .bind(&step.error)
-            .bind(step.attempts)
-            .bind(step.started_at)
-            .bind(step.completed_at)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            for step in &steps {
+                sqlx::query(
+                    "INSERT INTO run_steps (run_id, idx, step_id, step_type, status, output_json, error, attempts, \
+                                            started_at, completed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (run_id, idx) DO UPDATE SET status = $5, output_json = $6, error = $7, \
+                         attempts = $8, started_at = COALESCE(run_steps.started_at, $9), completed_at = $10",
+                )
+                .bind(&run_id)
+                .bind(step.idx)
+                .bind(&step.step_id)
+                .bind(&step.step_type)
+                .bind(&step.status)
+                .bind(step.output.as_ref().map(|o| o.to_string()))
+                .bind(&step.error)
+                .bind(step.attempts)
+                .bind(step.started_at)
+                .bind(step.completed_at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            if end.is_some() {
+                notify_ended!(pg, conn, &run_id);
+            }
             Ok(true)
         })
     }
 
     async fn park_run(&self, run_id: &str, owner: &str, wake_at: i64) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| sqlx::query(
-            "UPDATE runs SET wake_at = $3, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-        )
-        .bind(run_id)
-        .bind(owner)
-        .bind(wake_at)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(done == 1)
-    }
-
-    async fn finish_run(
-        &self,
-        run_id: &str,
-        owner: &str,
-        status: &str,
-        error: Option<&str>,
-        at_ms: i64,
-    ) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| sqlx::query(
-            "UPDATE runs SET status = $3, error = $4, completed_at = $5, lease_owner = NULL, \
-                             lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-        )
-        .bind(run_id)
-        .bind(owner)
-        .bind(status)
-        .bind(error)
-        .bind(at_ms)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(done == 1)
+        let (run_id, owner) = (run_id.to_owned(), owner.to_owned());
+        write_db!(self, |conn, _pg| {
+            let done = sqlx::query(
+                "UPDATE runs SET wake_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            )
+            .bind(&run_id)
+            .bind(&owner)
+            .bind(wake_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     async fn cancel_run(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<CancelRun> {
-        on_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let (workspace_id, id) = (workspace_id.to_owned(), id.to_owned());
+        write_db!(self, |conn, pg| {
             let done = sqlx::query(
                 "UPDATE runs SET status = 'cancelled', completed_at = $3, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE workspace_id = $1 AND id = $2 AND status IN ('queued', 'running')",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(&workspace_id)
+            .bind(&id)
             .bind(at_ms)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            let outcome = if done.rows_affected() == 1 {
+            if done.rows_affected() == 1 {
                 sqlx::query(
                     "UPDATE run_steps SET status = 'cancelled', completed_at = $2 WHERE run_id = $1 AND status = 'running'",
                 )
-                .bind(id)
+                .bind(&id)
                 .bind(at_ms)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-                CancelRun::Cancelled
+                notify_ended!(pg, conn, &id);
+                Ok(CancelRun::Cancelled)
             } else {
                 let status: Option<String> =
                     sqlx::query_scalar("SELECT status FROM runs WHERE workspace_id = $1 AND id = $2")
-                        .bind(workspace_id)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
+                        .bind(&workspace_id)
+                        .bind(&id)
+                        .fetch_optional(&mut *conn)
                         .await?;
-                status.map_or(CancelRun::NotFound, CancelRun::AlreadyFinished)
-            };
-            tx.commit().await?;
-            Ok(outcome)
+                Ok(status.map_or(CancelRun::NotFound, CancelRun::AlreadyFinished))
+            }
         })
     }
 
     async fn insert_scheduled_run(&self, run: &RunRecord, tick_at: i64) -> StoreResult<bool> {
-        on_db!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
+        let run = run.clone();
+        write_db!(self, |conn, pg| {
             let fired = sqlx::query(
                 "INSERT INTO schedule_firings (workflow_id, tick_at, run_id, fired_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (workflow_id, tick_at) DO NOTHING",
@@ -315,46 +370,47 @@ impl RunRepo for SqlStore {
             .bind(tick_at)
             .bind(&run.id)
             .bind(run.created_at)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             if fired.rows_affected() != 1 {
                 return Ok(false);
             }
-            insert_run_row!(pg, run).execute(&mut *tx).await?;
-            tx.commit().await?;
+            let claim: Option<(String, i64)> = None;
+            insert_run_row!(pg, run, claim).execute(&mut *conn).await?;
             Ok(true)
         })
     }
 
     async fn last_schedule_tick(&self, workflow_id: &str) -> StoreResult<Option<i64>> {
-        let tick: Option<i64> = on_db!(self, |pool| sqlx::query_scalar(
-            "SELECT MAX(tick_at) FROM schedule_firings WHERE workflow_id = $1"
-        )
-        .bind(workflow_id)
-        .fetch_one(pool)
-        .await?);
+        let tick: Option<i64> = on_db!(self, |pool| {
+            sqlx::query_scalar("SELECT MAX(tick_at) FROM schedule_firings WHERE workflow_id = $1")
+                .bind(workflow_id)
+                .fetch_one(pool)
+                .await?
+        });
         Ok(tick)
     }
 
     async fn hit_rate_window(&self, bucket: &str, window_start_ms: i64) -> StoreResult<i64> {
-        on_db!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let bucket = bucket.to_owned();
+        write_db!(self, |conn, _pg| {
             let hits: i64 = sqlx::query_scalar(
                 "INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \
                  ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1 \
                  RETURNING hits",
             )
-            .bind(bucket)
+            .bind(&bucket)
             .bind(window_start_ms)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
-            // Old windows of this caller are never read again.
-            sqlx::query("DELETE FROM rate_limit_windows WHERE bucket = $1 AND window_start < $2")
-                .bind(bucket)
-                .bind(window_start_ms)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            if hits == 1 {
+                // A new window: the caller's older ones are never read again.
+                sqlx::query("DELETE FROM rate_limit_windows WHERE bucket = $1 AND window_start < $2")
+                    .bind(&bucket)
+                    .bind(window_start_ms)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             Ok(hits)
         })
     }

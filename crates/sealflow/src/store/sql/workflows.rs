@@ -173,18 +173,20 @@ impl WorkflowRepo for SqlStore {
         at_ms: i64,
     ) -> StoreResult<bool> {
         // A CASE rather than MAX/GREATEST, which each exist in only one of the dialects.
-        let done = on_db!(self, |pool| sqlx::query(
-            "UPDATE workflows SET webhook_token = $3, \
+        let done = on_db!(self, |pool| {
+            sqlx::query(
+                "UPDATE workflows SET webhook_token = $3, \
                                   updated_at = CASE WHEN updated_at > $4 THEN updated_at ELSE $4 END \
              WHERE workspace_id = $1 AND id = $2 AND webhook_token IS NOT NULL",
-        )
-        .bind(workspace_id)
-        .bind(id)
-        .bind(token)
-        .bind(at_ms)
-        .execute(pool)
-        .await?
-        .rows_affected());
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(token)
+            .bind(at_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
         Ok(done == 1)
     }
 
