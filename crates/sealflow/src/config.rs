@@ -34,6 +34,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "SEALFLOW_JWT_ROLE_CLAIM",
     "SEALFLOW_WORKERS",
     "SEALFLOW_LEASE_MS",
+    "SEALFLOW_MAX_RUN_ATTEMPTS",
     "SEALFLOW_EGRESS_ALLOW",
     "SEALFLOW_RUN_RATE_LIMIT",
     "SEALFLOW_HOOK_RATE_LIMIT",
@@ -54,6 +55,10 @@ pub struct StorageArgs {
     /// takes the key itself), <data-dir>/master.key is used, generated on first start.
     #[arg(long, env = "SEALFLOW_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Times a run may be started without recording a step result (its worker died mid-step
+    /// each time) before it is failed instead of being started again.
+    #[arg(long, env = "SEALFLOW_MAX_RUN_ATTEMPTS", default_value_t = 5)]
+    pub max_run_attempts: i64,
 }
 
 /// Options of `sealflow serve`.
@@ -137,6 +142,7 @@ impl std::fmt::Debug for MasterKeySource {
 pub struct StorageConfig {
     pub database_url: String,
     pub master_key: MasterKeySource,
+    pub options: crate::store::StoreOptions,
 }
 
 /// The server's whole configuration.
@@ -190,9 +196,15 @@ impl StorageArgs {
             (None, Some(path)) => MasterKeySource::File(path.clone()),
             (None, None) => MasterKeySource::Default(self.data_dir.join("master.key")),
         };
+        if self.max_run_attempts < 1 {
+            problems.push("--max-run-attempts must be at least 1".into());
+        }
         StorageConfig {
             database_url,
             master_key,
+            options: crate::store::StoreOptions {
+                max_run_attempts: self.max_run_attempts,
+            },
         }
     }
 }
@@ -295,6 +307,7 @@ impl Config {
             storage: StorageConfig {
                 database_url: format!("sqlite://{}", data_dir.join("sealflow.db").display()),
                 master_key,
+                options: crate::store::StoreOptions::default(),
             },
             public_url: None,
             body_limit: 1024 * 1024,

@@ -185,7 +185,7 @@ pub async fn open_store_and_vault(storage: &StorageConfig) -> anyhow::Result<(Ar
              (no key file is generated for PostgreSQL)"
         );
     }
-    let store = store::open(url).await?;
+    let store = store::open_with(url, storage.options).await?;
     let checks = store.master_key_checks().await?;
     let key = match &storage.master_key {
         MasterKeySource::Inline(text) => EnvKeyProvider(text.clone()).load()?,

@@ -571,3 +571,156 @@ fn sigterm_is_not_held_up_by_a_request_waiting_on_a_run() {
     );
     assert_eq!(run["status"], "running", "{run}");
 }
+
+/// Posts to a webhook ingest path until the server stops answering; returns the run ids it was
+/// given (each a 202: the run is acknowledged).
+async fn ingest_until_refused(client: reqwest::Client, url: String, acked: Arc<Mutex<Vec<String>>>) {
+    for n in 0.. {
+        let res = client.post(&url).json(&json!({"id": n})).send().await;
+        let Ok(res) = res else { return };
+        if res.status().as_u16() != 202 {
+            return;
+        }
+        let Ok(body) = res.json::<Value>().await else {
+            return;
+        };
+        acked
+            .lock()
+            .unwrap()
+            .push(body["id"].as_str().unwrap().to_owned());
+    }
+}
+
+#[test]
+fn every_run_acknowledged_during_a_burst_of_64_callers_survives_a_kill_and_completes() {
+    let rt = runtime();
+    let receiver = rt.block_on(Receiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let master_key = new_master_key();
+    let envs = [
+        ("SEALFLOW_MASTER_KEY", master_key.as_str()),
+        ("SEALFLOW_LEASE_MS", "1500"),
+        ("SEALFLOW_EGRESS_ALLOW", "127.0.0.1/32"),
+        ("SEALFLOW_HOOK_RATE_LIMIT", "100000000"),
+        ("SEALFLOW_WORKERS", "16"),
+    ];
+    let key = admin_key(dir.path(), &master_key);
+    let first = KillableServer::start(dir.path(), &envs);
+    let api = Api::new(&first.base, &key);
+    let hook_path = rt.block_on(async {
+        let (status, wf) = api
+            .post(
+                "/api/workflows",
+                &json!({"name": "burst", "status": "active", "trigger": {"type": "webhook"},
+                        "steps": [{"id": "notify", "type": "webhook",
+                                   "config": {"url": format!("{}/slow/20", receiver.base)}}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{wf}");
+        let url = wf["webhook_url"].as_str().expect("a webhook url").to_owned();
+        url[url.find("/api/hooks/").expect("hook path")..].to_owned()
+    });
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let callers: Vec<_> = (0..64)
+        .map(|_| {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            rt.spawn(ingest_until_refused(
+                client,
+                format!("{}{hook_path}", first.base),
+                acked.clone(),
+            ))
+        })
+        .collect();
+    wait_until(Duration::from_secs(30), "300 acknowledged runs", || {
+        acked.lock().unwrap().len() >= 300
+    });
+    first.kill9();
+    rt.block_on(async {
+        for caller in callers {
+            tokio::time::timeout(Duration::from_secs(15), caller)
+                .await
+                .expect("callers stop once the server is gone")
+                .unwrap();
+        }
+    });
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+
+    let second = ServerProcess::start(dir.path(), &envs).expect("restart on the same data dir");
+    let api = Api::new(&second.base, &key);
+    rt.block_on(async {
+        for id in &acked {
+            let run = api.wait_finished(id, 60).await;
+            assert_eq!(run["status"], "completed", "acknowledged run {id}: {run}");
+        }
+    });
+    let delivered: HashSet<String> = receiver.seen().iter().map(|r| r.delivery_id()).collect();
+    for id in &acked {
+        assert!(
+            delivered.contains(&format!("{id}-notify")),
+            "{id} was never delivered"
+        );
+    }
+    println!(
+        "burst test: {} runs acknowledged before the kill, all completed",
+        acked.len()
+    );
+    second.stop();
+}
+
+#[test]
+fn a_run_that_keeps_killing_its_worker_is_failed_after_the_attempt_limit() {
+    let rt = runtime();
+    let receiver = rt.block_on(Receiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let master_key = new_master_key();
+    let envs = [
+        ("SEALFLOW_MASTER_KEY", master_key.as_str()),
+        ("SEALFLOW_LEASE_MS", "500"),
+        ("SEALFLOW_EGRESS_ALLOW", "127.0.0.1/32"),
+        ("SEALFLOW_MAX_RUN_ATTEMPTS", "2"),
+    ];
+    let key = admin_key(dir.path(), &master_key);
+    let server = KillableServer::start(dir.path(), &envs);
+    let api = Api::new(&server.base, &key);
+    let (workflow, run_id) = rt.block_on(async {
+        let workflow = api
+            .workflow(json!({
+                "name": "killer",
+                "steps": [{"id": "hang", "type": "webhook",
+                           "config": {"url": format!("{}/slow/60000", receiver.base)}}],
+            }))
+            .await;
+        let run_id = api.start_run(&workflow).await;
+        (workflow, run_id)
+    });
+    // Each attempt dies mid-step: the request has reached the remote, its result is never
+    // recorded. (A real crash loop: the process dies while the run is mid-step.)
+    let mut server = Some(server);
+    for attempt in 1..=2 {
+        wait_until(Duration::from_secs(20), "the step's request", || {
+            receiver.count() >= attempt
+        });
+        server.take().unwrap().kill9();
+        if attempt < 2 {
+            server = Some(KillableServer::start(dir.path(), &envs));
+        }
+    }
+    let last = ServerProcess::start(dir.path(), &envs).expect("restart");
+    let api = Api::new(&last.base, &key);
+    let run = rt.block_on(api.wait_finished(&run_id, 20));
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("2 attempts") && error.contains("SEALFLOW_MAX_RUN_ATTEMPTS"),
+        "the error names the limit: {error}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(receiver.count(), 2, "not sent a third time");
+    let _ = workflow;
+    last.stop();
+}

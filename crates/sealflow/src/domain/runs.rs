@@ -19,6 +19,8 @@ pub const RUN_STATUSES: [&str; 5] = ["queued", "running", "completed", "failed",
 /// How long an idempotency key binds (spec §5: 24 h).
 const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 const WINDOW_MS: i64 = 60_000;
+/// How often a `?wait=` caller re-reads its run even without an end announcement.
+const WAIT_RECHECK: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Error)]
 pub enum RunsError {
@@ -125,11 +127,26 @@ impl RunsService {
                 wf.id, wf.status
             )));
         }
-        let run = new_run(&wf, req.trigger_type, req.input, req.idempotency_key, now_ms());
+        let mut run = new_run(&wf, req.trigger_type, req.input, req.idempotency_key, now_ms());
         let request_hash = run.request_hash.clone().unwrap_or_default();
-        match self.store.insert_run(&run, IDEMPOTENCY_TTL_MS).await? {
+        // With a free local worker the run is inserted already claimed and handed straight to it
+        // (one write, no polling); otherwise it is queued for whichever worker frees up first.
+        let reservation = self.engine.reserve();
+        let claim = reservation.as_ref().map(|r| (r.owner.as_str(), r.lease_until));
+        match self
+            .store
+            .insert_claimed_run(&run, IDEMPOTENCY_TTL_MS, claim)
+            .await?
+        {
             InsertRun::Inserted => {
-                self.engine.wake();
+                match reservation {
+                    Some(reservation) => {
+                        run.status = "running".into();
+                        run.started_at = Some(run.created_at);
+                        self.engine.hand_off(run.clone(), reservation);
+                    }
+                    None => self.engine.wake(),
+                }
                 Ok(Started { run, replayed: false })
             }
             InsertRun::Existing(existing) if existing.request_hash.as_deref() == Some(&request_hash) => {
@@ -154,7 +171,9 @@ impl RunsService {
         Ok((run, steps))
     }
 
-    /// Polls until the run has finished or `wait` has passed, then returns it as it stands.
+    /// Waits until the run has finished or `wait` has passed, then returns it as it stands. Woken
+    /// by the run's end (this instance's workers, or other instances' through the store); the run
+    /// is also re-read every [`WAIT_RECHECK`] in case an end was announced where we cannot hear.
     pub async fn wait(
         &self,
         workspace_id: &str,
@@ -163,14 +182,35 @@ impl RunsService {
     ) -> Result<(RunRecord, Vec<StepRecord>), RunsError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut stopping = self.stopping.clone();
+        let ends = self.engine.ends();
         loop {
-            let (run, steps) = self.get(workspace_id, id).await?;
-            if is_finished(&run.status) || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
-                return Ok((run, steps));
+            let notify = ends.watch(id);
+            let finished = async {
+                // Registered before the read, so an end between the read and the wait is heard.
+                let ended = notify.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                let run = self
+                    .store
+                    .get_run(workspace_id, id)
+                    .await?
+                    .ok_or_else(|| RunsError::NotFound(format!("run {id:?}")))?;
+                let now = tokio::time::Instant::now();
+                if is_finished(&run.status) || now >= deadline || *stopping.borrow() {
+                    return Ok::<_, RunsError>(Some(run));
+                }
+                tokio::select! {
+                    () = &mut ended => {},
+                    () = tokio::time::sleep_until(deadline.min(now + WAIT_RECHECK)) => {},
+                    _ = stopping.changed() => {},
+                }
+                Ok(None)
             }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(25)) => {},
-                _ = stopping.changed() => {},
+            .await;
+            ends.unwatch(id, notify);
+            if let Some(run) = finished? {
+                let steps = self.store.run_steps(&run.id).await?;
+                return Ok((run, steps));
             }
         }
     }
@@ -198,7 +238,10 @@ impl RunsService {
 
     pub async fn cancel(&self, workspace_id: &str, id: &str) -> Result<(), RunsError> {
         match self.store.cancel_run(workspace_id, id, now_ms()).await? {
-            CancelRun::Cancelled => Ok(()),
+            CancelRun::Cancelled => {
+                self.engine.ends().ended(id);
+                Ok(())
+            }
             CancelRun::AlreadyFinished(status) => Err(RunsError::Conflict(format!(
                 "run {id:?} has already finished ({status})"
             ))),

@@ -6,22 +6,31 @@
 //! its `next_step`. A step whose result was not recorded runs again, so webhook sends are
 //! at-least-once and carry a delivery id (`Idempotency-Key`) that is stable for a step of a run.
 //! A `delay` step parks the run with a wake-up time and releases the worker.
+//!
+//! Hot path: a run started on this instance is inserted already claimed and handed straight to a
+//! local worker slot ([`Engine::reserve`]); the poller claims runs from the database only for
+//! recovery, parked delays and runs other instances created. Each claim gets its own lease
+//! owner, so two executions of one run can never both write.
 
 mod condition;
 mod context;
+mod ends;
 pub mod scheduler;
 mod webhook;
 mod worker;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sealflow_egress::{EgressClient, EgressOptions};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+pub use ends::RunEnds;
+
 use crate::domain::secrets::SecretsService;
-use crate::store::Store;
+use crate::store::{RunRecord, Store};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -72,19 +81,64 @@ impl Engine {
                 lease_ms: config.lease.as_millis() as i64,
                 poll: config.poll,
                 wake: Notify::new(),
+                slots: Arc::new(Semaphore::new(config.workers)),
+                workers: config.workers,
+                claims: AtomicU64::new(0),
+                ends: RunEnds::default(),
+                definitions: worker::Definitions::default(),
+                stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
 
-    /// Starts `workers` workers that stop when `shutdown` turns true.
+    /// Starts the poller (which stops when `shutdown` turns true, once the runs in progress have
+    /// finished) and the forwarding of other instances' run ends. At most `workers` runs execute
+    /// at once (set by [`EngineConfig::workers`]; the argument is kept for callers).
     pub fn start(&self, workers: usize, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        (0..workers)
-            .map(|n| {
-                let shared = self.inner.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move { worker::run_worker(shared, n, shutdown).await })
-            })
-            .collect()
+        debug_assert_eq!(workers, self.inner.workers);
+        let shared = self.inner.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let forward = tokio::spawn(async move {
+            if let Err(e) = shared.store.listen_run_ends(tx).await {
+                tracing::warn!(error = %e, "cannot listen for runs ended by other instances");
+            }
+            while let Some(id) = rx.recv().await {
+                shared.ends.ended(&id);
+            }
+        });
+        let shared = self.inner.clone();
+        let poller = tokio::spawn(async move { worker::run_poller(shared, shutdown).await });
+        // The forwarder lives as long as the store; only the poller is awaited at shutdown.
+        drop(forward);
+        vec![poller]
+    }
+
+    /// Reserves a worker slot for a run about to be created here: `Some` with the lease owner to
+    /// insert the run claimed by, or `None` when every slot is busy (insert it queued instead).
+    pub fn reserve(&self) -> Option<Reservation> {
+        if self.inner.stopping.load(Ordering::Relaxed) {
+            return None;
+        }
+        let permit = self.inner.slots.clone().try_acquire_owned().ok()?;
+        Some(Reservation {
+            owner: self.inner.next_owner(),
+            lease_until: crate::ids::now_ms() + self.inner.lease_ms,
+            permit,
+        })
+    }
+
+    /// Executes a run inserted claimed under `reservation` (after its commit returned).
+    pub fn hand_off(&self, run: RunRecord, reservation: Reservation) {
+        let shared = self.inner.clone();
+        tokio::spawn(async move {
+            worker::execute_claimed(&shared, &reservation.owner, run, true).await;
+            drop(reservation.permit);
+        });
+    }
+
+    /// Run-end announcements, for `?wait=`.
+    pub fn ends(&self) -> &RunEnds {
+        &self.inner.ends
     }
 
     /// The store the engine works on (for the scheduler).
@@ -96,4 +150,12 @@ impl Engine {
     pub fn wake(&self) {
         self.inner.wake.notify_one();
     }
+}
+
+/// A worker slot held for a run about to be inserted claimed.
+#[derive(Debug)]
+pub struct Reservation {
+    pub owner: String,
+    pub lease_until: i64,
+    permit: OwnedSemaphorePermit,
 }

@@ -2,7 +2,8 @@
 //! result, then finish, fail or park the run.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealflow_egress::EgressClient;
@@ -10,14 +11,15 @@ use sealflow_redact::Redactor;
 use sealflow_template::TemplateString;
 use sealflow_workflow::{Branch, Definition, StepConfig};
 use serde_json::{json, Value};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use super::condition;
 use super::context::RunContext;
+use super::ends::RunEnds;
 use super::webhook::WebhookStep;
 use crate::domain::secrets::SecretsService;
 use crate::ids::now_ms;
-use crate::store::{RunRecord, StepRecord, Store, StoreError};
+use crate::store::{RunEnd, RunRecord, StepRecord, Store, StoreError};
 
 pub(super) struct Shared {
     pub store: Arc<dyn Store>,
@@ -27,20 +29,73 @@ pub(super) struct Shared {
     pub lease_ms: i64,
     pub poll: Duration,
     pub wake: Notify,
+    /// One permit per run executing on this instance.
+    pub slots: Arc<Semaphore>,
+    pub workers: usize,
+    /// Numbers this instance's claims, so every claim has its own lease owner.
+    pub claims: AtomicU64,
+    pub ends: RunEnds,
+    pub definitions: Definitions,
+    pub stopping: AtomicBool,
 }
 
-pub(super) async fn run_worker(shared: Arc<Shared>, n: usize, mut shutdown: watch::Receiver<bool>) {
-    let owner = format!("{}/w{n}", shared.instance);
+impl Shared {
+    pub fn next_owner(&self) -> String {
+        format!(
+            "{}/c{}",
+            self.instance,
+            self.claims.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// Validated definitions by (workflow id, version): a version never changes, so a run of it needs
+/// no re-validation. Bounded: cleared when it grows past [`Definitions::MAX`].
+#[derive(Default)]
+pub(super) struct Definitions {
+    cache: Mutex<HashMap<(String, i64), Arc<Definition>>>,
+}
+
+impl Definitions {
+    const MAX: usize = 1024;
+
+    fn get(&self, run: &RunRecord) -> Result<Arc<Definition>, String> {
+        let key = (run.workflow_id.clone(), run.workflow_version);
+        if let Some(def) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(def.clone());
+        }
+        let def =
+            sealflow_workflow::validate(Some(&run.definition["trigger"]), Some(&run.definition["steps"]))
+                .map_err(|e| e.to_string())?;
+        let def = Arc::new(def);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= Self::MAX {
+            cache.clear();
+        }
+        cache.insert(key, def.clone());
+        Ok(def)
+    }
+}
+
+/// Claims due runs from the database while worker slots are free: runs of other instances, parked
+/// delays that are due, and runs whose worker died. Runs started here arrive by hand-off instead.
+pub(super) async fn run_poller(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
+        let permit = tokio::select! {
+            p = shared.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = shutdown.changed() => break,
+        };
+        let owner = shared.next_owner();
         match shared.store.claim_run(&owner, now_ms(), shared.lease_ms).await {
             Ok(Some(run)) => {
-                let run_id = run.id.clone();
-                if let Err(e) = execute(&shared, &owner, run).await {
-                    // The lease will expire and the run will be taken over; nothing is lost.
-                    tracing::error!(run_id = %run_id, error = %e, "run interrupted by a storage error");
-                }
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    execute_claimed(&shared, &owner, run, false).await;
+                    drop(permit);
+                });
             }
             Ok(None) => {
+                drop(permit);
                 tokio::select! {
                     () = shared.wake.notified() => {},
                     () = tokio::time::sleep(shared.poll) => {},
@@ -48,26 +103,40 @@ pub(super) async fn run_worker(shared: Arc<Shared>, n: usize, mut shutdown: watc
                 }
             }
             Err(e) => {
+                drop(permit);
                 tracing::error!(error = %e, "could not claim a run");
                 tokio::time::sleep(shared.poll).await;
             }
         }
     }
+    // No new hand-offs; wait for every run in progress to finish.
+    shared.stopping.store(true, Ordering::Relaxed);
+    let _ = shared.slots.acquire_many(shared.workers as u32).await;
 }
 
-async fn execute(shared: &Shared, owner: &str, run: RunRecord) -> Result<(), StoreError> {
-    let def =
-        match sealflow_workflow::validate(Some(&run.definition["trigger"]), Some(&run.definition["steps"])) {
-            Ok(def) => def,
-            Err(e) => {
-                let error = format!("the stored definition is no longer valid: {e}");
-                shared
-                    .store
-                    .finish_run(&run.id, owner, "failed", Some(&error), now_ms())
-                    .await?;
-                return Ok(());
-            }
-        };
+/// Executes a run claimed by `owner`, then announces its end to local waiters.
+/// `fresh`: the run was inserted claimed a moment ago, so nothing of it is recorded yet.
+pub(super) async fn execute_claimed(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) {
+    let run_id = run.id.clone();
+    if let Err(e) = execute(shared, owner, run, fresh).await {
+        // The lease will expire and the run will be taken over; nothing is lost.
+        tracing::error!(run_id = %run_id, error = %e, "run interrupted by a storage error");
+    }
+    shared.ends.ended(&run_id);
+}
+
+async fn execute(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) -> Result<(), StoreError> {
+    let def = match shared.definitions.get(&run) {
+        Ok(def) => def,
+        Err(e) => {
+            let error = format!("the stored definition is no longer valid: {e}");
+            shared
+                .store
+                .finish_run(&run.id, owner, "failed", Some(&error), now_ms())
+                .await?;
+            return Ok(());
+        }
+    };
     // Renew the lease in the background; `lost` turns true when renewal fails (lost or cancelled).
     let (lost_tx, lost) = watch::channel(false);
     let renewer = {
@@ -88,7 +157,7 @@ async fn execute(shared: &Shared, owner: &str, run: RunRecord) -> Result<(), Sto
             }
         })
     };
-    let result = execute_steps(shared, owner, &run, &def, lost).await;
+    let result = execute_steps(shared, owner, &run, &def, lost, fresh).await;
     renewer.abort();
     match result {
         Ok(()) | Err(Outcome::Lost) => Ok(()),
@@ -123,8 +192,14 @@ async fn execute_steps(
     run: &RunRecord,
     def: &Definition,
     mut lost: watch::Receiver<bool>,
+    fresh: bool,
 ) -> Result<(), Outcome> {
-    let recorded = shared.store.run_steps(&run.id).await?;
+    // A run handed off as it was created has nothing recorded yet: skip the read.
+    let recorded = if fresh {
+        Vec::new()
+    } else {
+        shared.store.run_steps(&run.id).await?
+    };
     let mut ctx = RunContext {
         input: run.input.clone(),
         outputs: HashMap::new(),
@@ -229,16 +304,9 @@ async fn execute_steps(
                 }
             }
             StepConfig::Webhook(w) => {
-                // Record the attempt first, so a crash mid-send is visible as a running step.
-                let mut running = record.clone();
-                running.status = "running".into();
-                running.attempts = 0;
-                guard(
-                    shared
-                        .store
-                        .save_step(&run.id, owner, &running, idx as i64)
-                        .await?,
-                )?;
+                // Nothing is written before the send: a crash mid-send leaves the step unrecorded,
+                // so it runs again with the same delivery id (and counts as an attempt that made
+                // no progress, see `StoreOptions::max_run_attempts`).
                 let send = WebhookStep {
                     workspace_id: &run.workspace_id,
                     run_id: &run.id,
@@ -269,16 +337,15 @@ async fn execute_steps(
                 step.id,
                 record.error.as_deref().unwrap_or("unknown error")
             );
+            let end = RunEnd {
+                status: "failed",
+                error: Some(&error),
+                at_ms: finished,
+            };
             guard(
                 shared
                     .store
-                    .save_step(&run.id, owner, &record, idx as i64)
-                    .await?,
-            )?;
-            guard(
-                shared
-                    .store
-                    .finish_run(&run.id, owner, "failed", Some(&error), finished)
+                    .save_steps(&run.id, owner, &[record], idx as i64, Some(end))
                     .await?,
             )?;
             return Ok(());
@@ -286,15 +353,11 @@ async fn execute_steps(
         if let Some(out) = &record.output {
             ctx.outputs.insert(step.id.clone(), out.clone());
         }
-        guard(
-            shared
-                .store
-                .save_step(&run.id, owner, &record, next as i64)
-                .await?,
-        )?;
-        // Steps a condition jumped over are recorded as skipped.
+        // The step, the steps a condition jumped over (recorded as skipped) and, after the last
+        // step, the run's end: one write.
+        let mut records = vec![record];
         for (skip_idx, skipped) in def.steps.iter().enumerate().take(next).skip(idx + 1) {
-            let skip = StepRecord {
+            records.push(StepRecord {
                 idx: skip_idx as i64,
                 step_id: skipped.id.clone(),
                 step_type: skipped.step_type.as_str().to_owned(),
@@ -304,11 +367,25 @@ async fn execute_steps(
                 attempts: 0,
                 started_at: None,
                 completed_at: Some(finished),
-            };
-            guard(shared.store.save_step(&run.id, owner, &skip, next as i64).await?)?;
+            });
+        }
+        let end = (next >= def.steps.len()).then_some(RunEnd {
+            status: "completed",
+            error: None,
+            at_ms: finished,
+        });
+        guard(
+            shared
+                .store
+                .save_steps(&run.id, owner, &records, next as i64, end)
+                .await?,
+        )?;
+        if end.is_some() {
+            return Ok(());
         }
         idx = next;
     }
+    // Reached only when there was no step left to run (e.g. resumed after the last one).
     guard(
         shared
             .store

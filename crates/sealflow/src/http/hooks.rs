@@ -19,10 +19,11 @@ use sha2::Sha256;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{parse_json, JsonBytes, QueryParams};
-use super::runs::{rate_headers, WaitQuery};
+use super::runs::{rate_headers, run_view, WaitQuery};
 use super::{ApiError, AppState, ErrorBody};
-use crate::domain::runs::StartRun;
+use crate::domain::runs::{is_finished, StartRun};
 use crate::domain::secrets::SecretsError;
+use crate::store::RunRecord;
 
 /// How far a signature timestamp may be from the server's clock.
 const MAX_SKEW_SECS: i64 = 300;
@@ -36,7 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
            ("X-Signature-256" = Option<String>, Header, description = "sha256=<hex HMAC of \"<timestamp>.<body>\">"),
            ("X-Signature-Timestamp" = Option<String>, Header, description = "Unix seconds")),
     request_body(content = Object, description = "Becomes the run's input"),
-    responses((status = 202, description = "Run started: {id, status}"), (status = 401, body = ErrorBody),
+    responses((status = 202, description = "Run started (or still running after ?wait=): {id, status}"),
+              (status = 200, description = "With ?wait=: the run ended within the wait; the run object of GET /workflows/runs/{id}"), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 415, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn ingest(
@@ -70,21 +72,30 @@ async fn ingest(
             idempotency_key: None,
         })
         .await?;
-    let run = match query.wait {
+    let mut response = match query.wait {
         Some(secs) if secs > 0 => {
             let wait = Duration::from_secs(secs.min(30));
-            state.runs.wait(&wf.workspace_id, &started.run.id, wait).await?.0
+            let (run, steps) = state.runs.wait(&wf.workspace_id, &started.run.id, wait).await?;
+            if is_finished(&run.status) {
+                // Ended within the wait: the run as `GET /api/workflows/runs/{id}` shows it.
+                (StatusCode::OK, Json(run_view(&run, Some(&steps)))).into_response()
+            } else {
+                accepted(&run)
+            }
         }
-        _ => started.run,
+        _ => accepted(&started.run),
     };
-    tracing::info!(workflow_id = %wf.id, run_id = %run.id, "webhook accepted");
-    let mut response = (
+    tracing::debug!(workflow_id = %wf.id, run_id = %started.run.id, "webhook accepted");
+    rate_headers(response.headers_mut(), &rate);
+    Ok(response)
+}
+
+fn accepted(run: &RunRecord) -> Response {
+    (
         StatusCode::ACCEPTED,
         Json(json!({ "id": run.id, "status": run.status })),
     )
-        .into_response();
-    rate_headers(response.headers_mut(), &rate);
-    Ok(response)
+        .into_response()
 }
 
 async fn verify_signature(

@@ -161,7 +161,8 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_request(())
                 .on_response(|res: &Response<_>, latency: Duration, _span: &Span| {
-                    tracing::info!(
+                    // Debug: one line per request is the hot path's biggest log cost.
+                    tracing::debug!(
                         status = res.status().as_u16(),
                         latency_ms = latency.as_secs_f64() * 1000.0,
                         "request finished"
