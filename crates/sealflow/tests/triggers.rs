@@ -72,8 +72,9 @@ async fn webhook_ingest_starts_runs_and_refuses_unknown_rotated_paused_and_bad_b
     let url = wf["webhook_url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&format!("{}/api/hooks/", app.base)), "{url}");
 
+    // Ended within the wait: 200 with the run object, the same one GET /runs/{id} returns.
     let (status, body) = hook(&app, &format!("{url}?wait=10"), r#"{"order": 42}"#, &[]).await;
-    assert_eq!(status, 202, "{body}");
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "completed", "{body}");
     let (_, run) = app
         .get(
@@ -81,6 +82,15 @@ async fn webhook_ingest_starts_runs_and_refuses_unknown_rotated_paused_and_bad_b
             &app.admin_key,
         )
         .await;
+    assert_eq!(body, run, "the ingest answer is the run object");
+    // Without ?wait= (or when the wait ends first) the answer stays 202 {id, status}.
+    let (status, queued) = hook(&app, &url, r#"{"order": 43}"#, &[]).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(
+        queued.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id", "status"],
+        "{queued}"
+    );
     assert_eq!(
         (run["trigger_type"].clone(), run["input"].clone()),
         (json!("webhook"), json!({"order": 42}))
