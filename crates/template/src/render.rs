@@ -107,6 +107,19 @@ impl Tag {
             Tag::WorkflowId => ctx.workflow_id().map(|s| Value::String(s.to_owned())),
         }
     }
+
+    /// Like [`resolve`](Self::resolve), but borrows input and step outputs from `ctx` instead
+    /// of cloning them, so a caller can measure a value before copying it.
+    pub fn lookup<'a, R: Resolve + ?Sized>(&self, ctx: &'a R) -> Option<Cow<'a, Value>> {
+        match self {
+            Tag::Input { path } => path.lookup(ctx.input()).map(Cow::Borrowed),
+            Tag::StepOutput { step_id, path } => ctx
+                .step_output(step_id)
+                .and_then(|v| path.lookup(v))
+                .map(Cow::Borrowed),
+            other => other.resolve(ctx).map(Cow::Owned),
+        }
+    }
 }
 
 /// A tag whose value is missing in strict rendering. Displays as

@@ -38,6 +38,13 @@
 //!   (`sealflow-template`); `{{secrets.*}}` only in webhook configs;
 //!   `{{steps.ID.output…}}` only for earlier steps; condition branches only
 //!   jump forward (so every run terminates).
+//! - Webhook URLs: a templated URL is read as a URL ([`url_template`]): each
+//!   tag's component is known, and positions where a value could choose the
+//!   domain or be read two ways are refused; a destination taken from a
+//!   non-secret tag is refused in a step that uses secrets.
+//! - Webhook headers: framing/hop-by-hop headers and `X-Sealflow-Delivery`
+//!   are refused, routing headers (`Host`, `X-Forwarded-*`, …) too in steps
+//!   that use secrets ([`headers`]).
 //! - Trigger: `manual` (default), `webhook` (optional `signing_secret`, a
 //!   secret name) or `schedule` (5-field cron, IANA zone); see [`trigger`].
 //! - Not here: the workflow name (1–200 chars) is the server's check.
@@ -54,9 +61,11 @@
 
 pub mod catalogue;
 pub mod duration;
+pub mod headers;
 pub mod model;
 pub mod steps;
 pub mod trigger;
+pub mod url_template;
 pub mod validate;
 
 pub use catalogue::{catalogue, find, WorkflowTemplate};
@@ -66,4 +75,5 @@ pub use model::{
     TransformConfig, WebhookConfig,
 };
 pub use trigger::{validate_trigger, Trigger, DEFAULT_TIMEZONE, TRIGGER_KINDS};
+pub use url_template::{UrlPart, UrlProblem, UrlRenderError, UrlTemplate};
 pub use validate::{is_secret_name, is_step_id, validate, validate_steps, Invalid, MAX_STEPS};

@@ -19,6 +19,7 @@ use crate::model::{
     Branch, ConditionConfig, DelayConfig, Method, Operator, StepConfig, StepType, TransformConfig,
     WebhookConfig,
 };
+use crate::url_template::UrlTemplate;
 use crate::validate::{show, Invalid, Position, StepIndex};
 
 /// Default webhook timeout, ms.
@@ -50,6 +51,8 @@ pub fn config_keys(step_type: StepType) -> &'static [&'static str] {
 pub(crate) struct StepCtx<'a> {
     pub(crate) id: &'a str,
     pub(crate) index: usize,
+    /// Whether the step's config names any `{{secrets.*}}` (some rules are stricter then).
+    pub(crate) uses_secrets: bool,
 }
 
 impl StepCtx<'_> {
@@ -125,6 +128,9 @@ fn webhook(ctx: &StepCtx<'_>, config: &Map<String, Value>) -> Result<WebhookConf
                 if value.chars().any(|c| c.is_control() && c != '\t') {
                     return Err(ctx.field(&format!("headers.{name}"), "must not contain control characters"));
                 }
+                if let Some(why) = crate::headers::refusal(name, ctx.uses_secrets) {
+                    return Err(ctx.field(&format!("headers.{name}"), why));
+                }
                 if let Some(first) = headers.keys().find(|k: &&String| k.eq_ignore_ascii_case(name)) {
                     return Err(ctx.invalid(
                         format!("config.headers.{name}"),
@@ -174,41 +180,43 @@ fn webhook(ctx: &StepCtx<'_>, config: &Map<String, Value>) -> Result<WebhookConf
     })
 }
 
-/// A literal URL must be absolute http(s) with a host. A templated one must
-/// start with a tag or with `http://` / `https://`, so literal text cannot
-/// pick another scheme; the rendered URL is checked again before sending.
+/// A literal URL must be absolute http(s) with a host. A templated one is read as a URL
+/// ([`UrlTemplate`]): every tag must stand where its value can be encoded for its component, and
+/// a tag that supplies the destination (the whole URL, or its start) must be a secret unless the
+/// step uses no secret, so whoever supplies input cannot choose where secrets are sent.
 fn check_url(ctx: &StepCtx<'_>, url: &str) -> Result<(), Invalid> {
     // Template syntax was checked for the whole config already.
     let Ok(parsed) = TemplateString::parse(url) else {
         return Ok(());
     };
-    let prefix = match parsed.tags().next() {
-        None => {
-            return if is_absolute_http_url(url) {
-                Ok(())
-            } else {
-                Err(ctx.field(
-                    "url",
-                    format!(
-                        "must be an absolute http:// or https:// URL with a host, got {}",
-                        show(url)
-                    ),
-                ))
-            };
-        }
-        Some((offset, _)) => &url[..offset],
-    };
-    if prefix.is_empty() || http_scheme_len(prefix).is_some() {
-        Ok(())
-    } else {
-        Err(ctx.field(
-            "url",
-            format!(
-                "must start with http://, https:// or a template tag, got {}",
-                show(url)
-            ),
-        ))
+    if parsed.is_literal() {
+        return if is_absolute_http_url(url) {
+            Ok(())
+        } else {
+            Err(ctx.field(
+                "url",
+                format!(
+                    "must be an absolute http:// or https:// URL with a host, got {}",
+                    show(url)
+                ),
+            ))
+        };
     }
+    let template = UrlTemplate::parse(url).map_err(|p| ctx.field("url", p.message))?;
+    if let Some(tag) = template.destination_tag() {
+        if tag.secret_name().is_none() && ctx.uses_secrets {
+            return Err(ctx.field(
+                "url",
+                format!(
+                    "takes its destination from {{{{{tag}}}}}, so whoever supplies that value would choose \
+                     where this step's secrets are sent; in a step that uses secrets, write the host in \
+                     config.url (a tag may fill a label, as in https://{{{{input.tenant}}}}.example.com/) \
+                     or take the whole URL from a secret"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Length of a leading `http://` or `https://` (any case).

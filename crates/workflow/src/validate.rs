@@ -154,7 +154,11 @@ fn validate_step(i: usize, item: &Value, index: &StepIndex<'_>, earlier: &[Step]
             format!("steps[{i}]: id \"{id}\" is already used by an earlier step; step ids must be unique"),
         ));
     }
-    let ctx = StepCtx { id, index: i };
+    let mut ctx = StepCtx {
+        id,
+        index: i,
+        uses_secrets: false,
+    };
     let step_type = match step.get("type") {
         None | Some(Value::Null) => return Err(ctx.invalid("type", "type is required")),
         Some(Value::String(name)) => StepType::from_name(name).ok_or_else(|| {
@@ -206,6 +210,7 @@ fn validate_step(i: usize, item: &Value, index: &StepIndex<'_>, earlier: &[Step]
             ),
         )
     })?;
+    ctx.uses_secrets = !template.secret_names().is_empty();
     let typed = parse_config(&ctx, step_type, config, index)?;
     check_tags(&ctx, step_type, &template, index)?;
     Ok(Step {

@@ -17,6 +17,7 @@ mod context;
 mod ends;
 pub mod scheduler;
 mod webhook;
+mod webhook_url;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,9 +1,9 @@
 //! The webhook step: render the request, resolve secrets at the moment of sending, send through
 //! the egress guard with retries, and record only masked output.
 //!
-//! Secrets are encoded by where they are placed: a whole-URL secret is used as the URL, a secret
-//! inside a URL is percent-encoded, a secret in a header must not contain CR or LF, and a secret
-//! in a JSON body becomes a JSON string (serde escapes it). A secret's `allowed_hosts` is checked
+//! Values are encoded by where they are placed: in the URL by component (`webhook_url`; a
+//! whole-URL secret is used as the URL), a header value must not contain CR or LF, and a value in
+//! a JSON body becomes a JSON string (serde escapes it). A secret's `allowed_hosts` is checked
 //! against the final URL before anything is sent, and requests that carry a secret never follow
 //! redirects (a 3xx fails the step), so a secret cannot be bounced to another host.
 //!
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::HeaderMap;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
 use sealflow_egress::{read_body_capped, EgressClient, OutboundRequest};
 use sealflow_redact::Redactor;
@@ -29,6 +28,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::context::RunContext;
+use super::webhook_url;
 use crate::domain::secrets::{SecretsError, SecretsService};
 
 /// Response bytes kept per step.
@@ -36,12 +36,8 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Upper bound on one wait between attempts (also caps a remote `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const BASE_BACKOFF_MS: u64 = 200;
-/// Everything but RFC 3986 unreserved characters is encoded.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// Longest rendered URL (what HTTP servers commonly accept in a request line).
+const MAX_URL_BYTES: usize = 16 * 1024;
 
 /// How a webhook step ended. `output`/`error` are already masked.
 pub struct WebhookOutcome {
@@ -63,9 +59,9 @@ impl WebhookOutcome {
 }
 
 /// One resolved secret: its value and where it may be sent.
-struct Resolved {
-    value: SecretString,
-    allowed_hosts: Option<Vec<String>>,
+pub(super) struct Resolved {
+    pub(super) value: SecretString,
+    pub(super) allowed_hosts: Option<Vec<String>>,
 }
 
 pub struct WebhookStep<'a> {
@@ -231,34 +227,9 @@ async fn prepare(
     let plain =
         |tag: &Tag| -> Result<Value, String> { tag.resolve(ctx).ok_or_else(|| format!("{tag} not found")) };
 
-    // URL: a whole-URL tag is used as it is; a tag inside a URL is percent-encoded if secret.
-    let whole = url_t.whole_tag().is_some();
-    let url = url_t.render_string_with(|tag| -> Result<Cow<'_, str>, String> {
-        match tag {
-            Tag::Secret { name } => {
-                let v = resolved[name].value.expose_secret();
-                Ok(if whole {
-                    Cow::Owned(v.to_owned())
-                } else {
-                    Cow::Owned(utf8_percent_encode(v, COMPONENT).to_string())
-                })
-            }
-            other => plain(other).map(|v| Cow::Owned(sealflow_template::to_text(&v).into_owned())),
-        }
-    })?;
-    let url = Zeroizing::new(url.into_owned());
-    let parsed = sealflow_egress::Url::parse(&url)
-        .map_err(|_| "config.url does not render to a valid URL".to_owned())?;
-    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-    for (name, r) in &resolved {
-        if let Some(hosts) = &r.allowed_hosts {
-            if !hosts.iter().any(|pattern| host_matches(pattern, &host)) {
-                return Err(format!(
-                    "secret {name:?} may not be sent to {host:?} (not in its allowed_hosts)"
-                ));
-            }
-        }
-    }
+    // URL: every value encoded for the component it stands in (see `webhook_url`).
+    let url = webhook_url::render_url(&config.url, &resolved, ctx, MAX_URL_BYTES)?;
+    webhook_url::check_allowed_hosts(&url, &resolved)?;
 
     let mut headers = HeaderMap::new();
     for (name, t) in &header_ts {
@@ -315,18 +286,6 @@ async fn prepare(
     })
 }
 
-/// `hooks.example.com` matches itself; `*.example.com` matches its subdomains.
-fn host_matches(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => {
-            host.len() > suffix.len()
-                && host.ends_with(suffix)
-                && host[..host.len() - suffix.len()].ends_with('.')
-        }
-        None => pattern == host,
-    }
-}
-
 fn parse_body(bytes: &[u8]) -> Value {
     if bytes.is_empty() {
         return Value::Null;
@@ -353,16 +312,6 @@ fn backoff(attempt: i64, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_patterns_match_exact_hosts_and_subdomains_only() {
-        assert!(host_matches("hooks.slack.com", "hooks.slack.com"));
-        assert!(!host_matches("hooks.slack.com", "evil.hooks.slack.com"));
-        assert!(host_matches("*.example.com", "a.example.com"));
-        assert!(host_matches("*.example.com", "a.b.example.com"));
-        assert!(!host_matches("*.example.com", "example.com"));
-        assert!(!host_matches("*.example.com", "badexample.com"));
-    }
 
     #[test]
     fn backoff_grows_and_honours_retry_after() {

@@ -4,7 +4,9 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod raw_receiver;
 pub mod receiver;
+pub mod seed;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
