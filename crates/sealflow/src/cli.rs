@@ -1,10 +1,12 @@
-//! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `key generate`.
+//! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `key generate`, and the
+//! client verbs `secrets`, `workflows`, `runs` (in [`crate::client`]) that talk to a server.
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
+use crate::client::{self, ClientArgs, RunsCommand, SecretsCommand, Verb, WorkflowsCommand};
 use crate::config::{ServeArgs, StorageArgs};
 use crate::store::{self, Role};
 
@@ -33,6 +35,27 @@ pub enum Command {
     /// Master-key tools.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Secrets of a server's workspace (client; `--url`, `--token`).
+    Secrets {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Workflows of a server's workspace (client).
+    Workflows {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: WorkflowsCommand,
+    },
+    /// Runs of a server's workspace (client).
+    Runs {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +88,9 @@ pub enum KeyCommand {
 /// Runs the parsed command; errors are printed in full and give a non-zero exit code.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Secrets { client, command } => return client::run(client, Verb::Secrets(command)).await,
+        Command::Workflows { client, command } => return client::run(client, Verb::Workflows(command)).await,
+        Command::Runs { client, command } => return client::run(client, Verb::Runs(command)).await,
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Apikey(ApikeyCommand::Create(args)) => apikey_create(args).await,

@@ -16,6 +16,9 @@ use crate::engine::EngineConfig;
 
 /// Every `SEALFLOW_*` variable the server reads; others are warned about at start.
 pub const KNOWN_ENV: &[&str] = &[
+    // Read by the client verbs (`sealflow secrets|workflows|runs`), not by the server.
+    "SEALFLOW_URL",
+    "SEALFLOW_TOKEN",
     "SEALFLOW_DATA_DIR",
     "SEALFLOW_DATABASE_URL",
     "SEALFLOW_MASTER_KEY",

@@ -199,6 +199,8 @@ fn api_key(workspace_id: &str, hash: &str) -> ApiKeyRecord {
         last_used: None,
         total_requests: 0,
         revoked_at: None,
+        credit_limit: None,
+        credits_used: 0,
     }
 }
 

@@ -44,6 +44,8 @@ pub fn issue_api_key(workspace_id: &str, name: &str, role: Role) -> IssuedKey {
         last_used: None,
         total_requests: 0,
         revoked_at: None,
+        credit_limit: None,
+        credits_used: 0,
     };
     IssuedKey {
         record,

@@ -31,7 +31,14 @@ pub enum RunsError {
     #[error("{0}")]
     Conflict(String),
     #[error("rate limit of {limit} requests per minute exceeded; retry in {retry_after_secs} s")]
-    RateLimited { limit: i64, retry_after_secs: u64 },
+    RateLimited {
+        limit: i64,
+        retry_after_secs: u64,
+        /// Unix seconds when the window resets.
+        reset: i64,
+    },
+    #[error("{0}")]
+    InsufficientCredits(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -52,6 +59,17 @@ pub struct StartRun<'a> {
     pub trigger_type: &'a str,
     pub input: Value,
     pub idempotency_key: Option<String>,
+}
+
+/// What a call to the run endpoint adds to a [`StartRun`].
+#[derive(Debug, Default)]
+pub struct RunRequest {
+    /// The whole request body: an Idempotency-Key binds to all of it, not only to `input`.
+    pub body: Option<Value>,
+    /// Runs the workflow once per row of this uploaded file.
+    pub file_id: Option<String>,
+    /// The API key that pays the run's credit.
+    pub charge_key: Option<String>,
 }
 
 /// The result of a start: the run, and whether it was an idempotent replay.
@@ -94,12 +112,19 @@ impl RunsService {
             return Err(RunsError::RateLimited {
                 limit,
                 retry_after_secs,
+                reset: state.reset,
             });
         }
         Ok(state)
     }
 
     pub async fn start(&self, req: StartRun<'_>) -> Result<Started, RunsError> {
+        self.start_request(req, RunRequest::default()).await
+    }
+
+    /// Starts a run; with `extra.charge_key` it costs that key one credit (given back when the
+    /// call turns out to be a replay or is refused), and is refused with 402 past the key's limit.
+    pub async fn start_request(&self, req: StartRun<'_>, extra: RunRequest) -> Result<Started, RunsError> {
         if !req.input.is_object() {
             return Err(RunsError::BadRequest("input must be a JSON object".into()));
         }
@@ -127,18 +152,37 @@ impl RunsService {
                 wf.id, wf.status
             )));
         }
+        let batch = match &extra.file_id {
+            Some(file_id) => Some(super::files::batch_of(self.store.as_ref(), &wf, file_id).await?),
+            None => None,
+        };
         let mut run = new_run(&wf, req.trigger_type, req.input, req.idempotency_key, now_ms());
+        if let Some(batch) = batch {
+            run.definition["batch"] = batch;
+        }
+        if let Some(body) = &extra.body {
+            run.request_hash = Some(request_hash(body));
+        }
         let request_hash = run.request_hash.clone().unwrap_or_default();
+        if let Some(key_id) = &extra.charge_key {
+            if !self.store.charge_api_key_credit(key_id).await? {
+                return Err(RunsError::InsufficientCredits(
+                    "this API key has used its credit limit (one credit per run); raise it with \
+                     POST /api/keys/limit"
+                        .into(),
+                ));
+            }
+        }
         // With a free local worker the run is inserted already claimed and handed straight to it
         // (one write, no polling); otherwise it is queued for whichever worker frees up first.
         let reservation = self.engine.reserve();
         let claim = reservation.as_ref().map(|r| (r.owner.as_str(), r.lease_until));
-        match self
+        let outcome = match self
             .store
             .insert_claimed_run(&run, IDEMPOTENCY_TTL_MS, claim)
-            .await?
+            .await
         {
-            InsertRun::Inserted => {
+            Ok(InsertRun::Inserted) => {
                 match reservation {
                     Some(reservation) => {
                         run.status = "running".into();
@@ -147,18 +191,24 @@ impl RunsService {
                     }
                     None => self.engine.wake(),
                 }
-                Ok(Started { run, replayed: false })
+                return Ok(Started { run, replayed: false });
             }
-            InsertRun::Existing(existing) if existing.request_hash.as_deref() == Some(&request_hash) => {
+            Ok(InsertRun::Existing(existing)) if existing.request_hash.as_deref() == Some(&request_hash) => {
                 Ok(Started {
                     run: *existing,
                     replayed: true,
                 })
             }
-            InsertRun::Existing(_) => Err(RunsError::Conflict(
+            Ok(InsertRun::Existing(_)) => Err(RunsError::Conflict(
                 "this Idempotency-Key was already used with a different request body".into(),
             )),
+            Err(e) => Err(e.into()),
+        };
+        // No new run: the credit spent above goes back.
+        if let Some(key_id) = &extra.charge_key {
+            self.store.refund_api_key_credit(key_id).await?;
         }
+        outcome
     }
 
     pub async fn get(&self, workspace_id: &str, id: &str) -> Result<(RunRecord, Vec<StepRecord>), RunsError> {
@@ -267,7 +317,7 @@ pub fn new_run(
         definition: json!({ "trigger": wf.trigger, "steps": wf.steps }),
         status: "queued".into(),
         trigger_type: trigger_type.to_owned(),
-        request_hash: Some(hex::encode(Sha256::digest(input.to_string().as_bytes()))),
+        request_hash: Some(request_hash(&input)),
         input,
         error: None,
         next_step: 0,
@@ -278,6 +328,11 @@ pub fn new_run(
         completed_at: None,
         steps_completed: 0,
     }
+}
+
+/// SHA-256 of a JSON value's canonical text (serde_json keeps object keys sorted).
+fn request_hash(body: &Value) -> String {
+    hex::encode(Sha256::digest(body.to_string().as_bytes()))
 }
 
 pub fn is_finished(status: &str) -> bool {

@@ -4,8 +4,58 @@
 //! other pair is false. `contains` works on strings (substring), arrays (an equal element) and
 //! objects (a key). `matches` tests a string against a regular expression.
 
-use sealflow_workflow::Operator;
+use sealflow_template::{Template, TemplateString};
+use sealflow_workflow::{Branch, ConditionConfig, Definition, Operator, Step};
 use serde_json::Value;
+
+use super::context::RunContext;
+
+/// Renders a transform step's `output`; the error names the template path that failed.
+pub fn transform(step: &Step, ctx: &RunContext) -> Result<Value, String> {
+    step.template
+        .render(ctx)
+        .map(|rendered| rendered.get("output").cloned().unwrap_or(Value::Null))
+        .map_err(|e| format!("{}: {}", e.location.trim_start_matches('/'), e.error))
+}
+
+/// Evaluates the condition step at `idx` and returns its result and the index of the step to
+/// run next (`def.steps.len()` to end the run).
+pub fn branch(
+    def: &Definition,
+    idx: usize,
+    c: &ConditionConfig,
+    ctx: &RunContext,
+) -> Result<(bool, usize), String> {
+    let field = TemplateString::parse(&c.field)
+        .map(|t| t.render_lenient(ctx))
+        .unwrap_or(Value::Null);
+    let value = c
+        .value
+        .as_ref()
+        .map(|v| Template::parse(v).map(|t| t.render_lenient(ctx)))
+        .transpose()
+        .unwrap_or(None);
+    let result = evaluate(c.operator, &field, value.as_ref())?;
+    let target = if result {
+        c.then
+            .as_deref()
+            .map(|id| Branch::Step(id.to_owned()))
+            .unwrap_or(Branch::Step(
+                def.steps.get(idx + 1).map(|s| s.id.clone()).unwrap_or_default(),
+            ))
+    } else {
+        c.else_.clone()
+    };
+    let next = match target {
+        Branch::Step(id) => def
+            .steps
+            .iter()
+            .position(|s| s.id == id)
+            .unwrap_or(def.steps.len()),
+        Branch::End => def.steps.len(),
+    };
+    Ok((result, next))
+}
 
 /// Evaluates `field <op> value`; an invalid regex (one built from a template at run time) is an
 /// error, everything else is true or false.

@@ -12,6 +12,7 @@
 //! recovery, parked delays and runs other instances created. Each claim gets its own lease
 //! owner, so two executions of one run can never both write.
 
+mod batch;
 mod condition;
 mod context;
 mod ends;

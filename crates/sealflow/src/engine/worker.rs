@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use sealflow_egress::EgressClient;
 use sealflow_redact::Redactor;
-use sealflow_template::TemplateString;
-use sealflow_workflow::{Branch, Definition, StepConfig};
-use serde_json::{json, Value};
+use sealflow_workflow::{Definition, StepConfig};
+use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::condition;
@@ -157,7 +156,11 @@ async fn execute(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) -> R
             }
         })
     };
-    let result = execute_steps(shared, owner, &run, &def, lost, fresh).await;
+    let result = if super::batch::is_batch(&run) {
+        super::batch::execute_rows(shared, owner, &run, &def, lost).await
+    } else {
+        execute_steps(shared, owner, &run, &def, lost, fresh).await
+    };
     renewer.abort();
     match result {
         Ok(()) | Err(Outcome::Lost) => Ok(()),
@@ -166,7 +169,7 @@ async fn execute(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) -> R
 }
 
 /// Why step execution stopped early.
-enum Outcome {
+pub(super) enum Outcome {
     /// The lease was lost or the run was cancelled: write nothing more.
     Lost,
     Store(StoreError),
@@ -178,7 +181,7 @@ impl From<StoreError> for Outcome {
     }
 }
 
-fn guard(saved: bool) -> Result<(), Outcome> {
+pub(super) fn guard(saved: bool) -> Result<(), Outcome> {
     if saved {
         Ok(())
     } else {
@@ -258,51 +261,23 @@ async fn execute_steps(
                     return Ok(());
                 }
             }
-            StepConfig::Transform(_) => match step.template.render(&ctx) {
-                Ok(rendered) => record.output = Some(rendered.get("output").cloned().unwrap_or(Value::Null)),
+            StepConfig::Transform(_) => match condition::transform(step, &ctx) {
+                Ok(output) => record.output = Some(output),
                 Err(e) => {
                     record.status = "failed".into();
-                    record.error = Some(format!("{}: {}", e.location.trim_start_matches('/'), e.error));
+                    record.error = Some(e);
                 }
             },
-            StepConfig::Condition(c) => {
-                let field = TemplateString::parse(&c.field)
-                    .map(|t| t.render_lenient(&ctx))
-                    .unwrap_or(Value::Null);
-                let value = c
-                    .value
-                    .as_ref()
-                    .map(|v| sealflow_template::Template::parse(v).map(|t| t.render_lenient(&ctx)))
-                    .transpose()
-                    .unwrap_or(None);
-                match condition::evaluate(c.operator, &field, value.as_ref()) {
-                    Ok(result) => {
-                        record.output = Some(json!({ "result": result }));
-                        let target = if result {
-                            c.then
-                                .as_deref()
-                                .map(|id| Branch::Step(id.to_owned()))
-                                .unwrap_or(Branch::Step(
-                                    def.steps.get(idx + 1).map(|s| s.id.clone()).unwrap_or_default(),
-                                ))
-                        } else {
-                            c.else_.clone()
-                        };
-                        next = match target {
-                            Branch::Step(id) => def
-                                .steps
-                                .iter()
-                                .position(|s| s.id == id)
-                                .unwrap_or(def.steps.len()),
-                            Branch::End => def.steps.len(),
-                        };
-                    }
-                    Err(e) => {
-                        record.status = "failed".into();
-                        record.error = Some(e);
-                    }
+            StepConfig::Condition(c) => match condition::branch(def, idx, c, &ctx) {
+                Ok((result, target)) => {
+                    record.output = Some(json!({ "result": result }));
+                    next = target;
                 }
-            }
+                Err(e) => {
+                    record.status = "failed".into();
+                    record.error = Some(e);
+                }
+            },
             StepConfig::Webhook(w) => {
                 // Nothing is written before the send: a crash mid-send leaves the step unrecorded,
                 // so it runs again with the same delivery id (and counts as an attempt that made

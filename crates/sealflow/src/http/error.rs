@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::auth::AuthError;
+use crate::domain::files::FileError;
 use crate::domain::runs::RunsError;
 use crate::domain::secrets::SecretsError;
 use crate::domain::workflows::WorkflowsError;
@@ -39,8 +40,20 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
-    Unprocessable { message: String, details: Option<Value> },
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    Unprocessable {
+        message: String,
+        details: Option<Value>,
+    },
+    PaymentRequired(String),
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+        /// The window's limit and reset (unix seconds), for the `X-RateLimit-*` headers.
+        limit: i64,
+        reset: i64,
+    },
+    /// A feature sealflow does not have (the official clients read 503 as "not configured").
+    Unavailable(String),
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -56,7 +69,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "insufficient_credits"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_supported"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -82,7 +97,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let mut details = None;
-        let mut retry_after = None;
+        let mut rate = None;
         let message = match self {
             Self::BadRequest(m)
             | Self::Unauthorized(m)
@@ -90,7 +105,9 @@ impl IntoResponse for ApiError {
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::PayloadTooLarge(m)
-            | Self::UnsupportedMediaType(m) => m,
+            | Self::UnsupportedMediaType(m)
+            | Self::PaymentRequired(m)
+            | Self::Unavailable(m) => m,
             Self::MethodNotAllowed => "method not allowed on this route".to_owned(),
             Self::Unprocessable { message, details: d } => {
                 details = d;
@@ -99,8 +116,10 @@ impl IntoResponse for ApiError {
             Self::TooManyRequests {
                 message,
                 retry_after_secs,
+                limit,
+                reset,
             } => {
-                retry_after = Some(retry_after_secs);
+                rate = Some((retry_after_secs, limit, reset));
                 message
             }
             Self::Internal(e) => {
@@ -114,10 +133,12 @@ impl IntoResponse for ApiError {
             body["details"] = d;
         }
         let mut response = (status, Json(body)).into_response();
-        if let Some(secs) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        if let Some((secs, limit, reset)) = rate {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
+            headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
         }
         response
     }
@@ -176,11 +197,32 @@ impl From<RunsError> for ApiError {
             RunsError::BadRequest(m) => Self::BadRequest(m),
             RunsError::NotFound(_) => Self::NotFound(e.to_string()),
             RunsError::Conflict(m) => Self::Conflict(m),
-            RunsError::RateLimited { retry_after_secs, .. } => Self::TooManyRequests {
+            RunsError::RateLimited {
+                retry_after_secs,
+                limit,
+                reset,
+            } => Self::TooManyRequests {
                 message: e.to_string(),
                 retry_after_secs,
+                limit,
+                reset,
             },
+            RunsError::InsufficientCredits(m) => Self::PaymentRequired(m),
             RunsError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Unsupported(m) => Self::UnsupportedMediaType(m),
+            FileError::TooLarge(m) => Self::PayloadTooLarge(m),
+            FileError::Invalid(m) => Self::Unprocessable {
+                message: m,
+                details: None,
+            },
+            FileError::Store(e) => Self::internal(e),
         }
     }
 }

@@ -1,4 +1,7 @@
-//! `/keys`: list, issue and revoke API keys (spec §8). Admin only; a key is shown once.
+//! `/keys`: list, issue, rename, disable/enable and revoke API keys, and cap their credits
+//! (spec §8, and the routes the official CLI calls under `/api/cli/keys`). Admin only; a key is
+//! shown once. Revoking keeps the key listed as disabled (it can be enabled again);
+//! `permanent=true` deletes it. One run started by a key costs one credit.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,10 +16,12 @@ use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::{issue_api_key, Access, Principal};
 use crate::ids::{now_ms, rfc3339};
-use crate::store::Role;
+use crate::store::{ApiKeyRecord, Role};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, create, revoke))
+    OpenApiRouter::new()
+        .routes(routes!(list, create, revoke, rename, set_status))
+        .routes(routes!(set_limit))
 }
 
 #[utoipa::path(get, path = "/keys", tag = "keys",
@@ -29,21 +34,34 @@ async fn list(State(state): State<AppState>, principal: Principal) -> Result<Jso
         .list_api_keys(&principal.workspace_id)
         .await?
         .into_iter()
-        .map(|k| {
-            json!({
-                "id": k.id,
-                "name": k.name,
-                "key_preview": k.key_preview,
-                "role": k.role.as_str(),
-                "created_at": rfc3339(k.created_at),
-                "last_used": k.last_used.map(rfc3339),
-                "total_requests": k.total_requests,
-                "credits_used": 0,
-                "is_active": k.revoked_at.is_none(),
-            })
-        })
+        .map(|k| key_view(&k))
         .collect();
     Ok(Json(json!({ "keys": keys })))
+}
+
+/// A key as listed: previews only. `key_prefix` (the CLI's column) is the key's first characters;
+/// `key_preview` (the SDK's field) adds its last four.
+fn key_view(k: &ApiKeyRecord) -> Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "key_prefix": key_prefix(&k.key_preview),
+        "key_preview": k.key_preview,
+        "role": k.role.as_str(),
+        "created_at": rfc3339(k.created_at),
+        "last_used": k.last_used.map(rfc3339),
+        "total_requests": k.total_requests,
+        "credits_used": k.credits_used,
+        "credit_limit": k.credit_limit,
+        "is_active": k.revoked_at.is_none(),
+        "status": if k.revoked_at.is_none() { "enabled" } else { "disabled" },
+        "disabled_at": k.revoked_at.map(rfc3339),
+    })
+}
+
+/// The part of a preview (`sf_live_Ab3d…x9Yz`) that is a prefix of the key.
+fn key_prefix(preview: &str) -> &str {
+    preview.split('…').next().unwrap_or(preview)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -61,10 +79,7 @@ async fn create(
     JsonBody(body): JsonBody<CreateKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require(Access::Admin)?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::BadRequest("name must be 1 to 200 characters".into()));
-    }
+    let name = check_name(&body.name)?;
     let role = match body.role.as_deref() {
         None => Role::Member,
         Some(r) => Role::parse(r)
@@ -85,7 +100,12 @@ async fn create(
             "id": issued.record.id,
             "name": issued.record.name,
             "key": issued.key.expose_secret(),
+            "key_prefix": key_prefix(&issued.record.key_preview),
+            "key_preview": issued.record.key_preview,
             "role": role.as_str(),
+            "credits_used": 0,
+            "credit_limit": Value::Null,
+            "is_active": true,
             "created_at": rfc3339(issued.record.created_at),
         })),
     ))
@@ -117,7 +137,7 @@ async fn revoke(
     } else {
         state
             .store
-            .revoke_api_key(&principal.workspace_id, &id, now_ms())
+            .set_api_key_enabled(&principal.workspace_id, &id, false, now_ms())
             .await?
     };
     if !found {
@@ -126,8 +146,119 @@ async fn revoke(
     let message = if permanent {
         "API key deleted"
     } else {
-        "API key revoked"
+        "API key revoked (disabled; it can be enabled again)"
     };
     tracing::info!(key_id = %id, permanent, "API key revoked");
-    Ok(Json(json!({ "message": message })))
+    Ok(Json(
+        json!({ "success": true, "message": message, "id": id, "deleted": permanent, "is_active": false }),
+    ))
+}
+
+fn check_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::BadRequest("name must be 1 to 200 characters".into()));
+    }
+    Ok(name)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("API key {id:?} not found"))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RenameKey {
+    id: String,
+    name: String,
+}
+
+#[utoipa::path(put, path = "/keys", tag = "keys", request_body = RenameKey,
+    responses((status = 200, description = "Renamed"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn rename(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(body): JsonBody<RenameKey>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Access::Admin)?;
+    let name = check_name(&body.name)?;
+    if !state
+        .store
+        .rename_api_key(&principal.workspace_id, &body.id, name)
+        .await?
+    {
+        return Err(not_found(&body.id));
+    }
+    tracing::info!(key_id = %body.id, "API key renamed");
+    Ok(Json(json!({ "success": true, "id": body.id, "name": name })))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusQuery {
+    id: Option<String>,
+    /// `enable` or `disable`.
+    action: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/keys", tag = "keys", params(StatusQuery),
+    responses((status = 200, description = "Enabled or disabled"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn set_status(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(query): QueryParams<StatusQuery>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Access::Admin)?;
+    let id = query
+        .id
+        .ok_or_else(|| ApiError::BadRequest("id is required (?id=key_…)".into()))?;
+    let enabled = match query.action.as_deref() {
+        Some("enable") => true,
+        Some("disable") => false,
+        _ => return Err(ApiError::BadRequest("action must be enable or disable".into())),
+    };
+    if !state
+        .store
+        .set_api_key_enabled(&principal.workspace_id, &id, enabled, now_ms())
+        .await?
+    {
+        return Err(not_found(&id));
+    }
+    tracing::info!(key_id = %id, enabled, "API key status changed");
+    Ok(Json(json!({ "success": true, "id": id, "is_active": enabled })))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreditLimit {
+    id: String,
+    /// Runs the key may start in total; `null` removes the cap.
+    credit_limit: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/keys/limit", tag = "keys", request_body = CreditLimit,
+    responses((status = 200, description = "Limit set or cleared"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn set_limit(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(body): JsonBody<CreditLimit>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Access::Admin)?;
+    if body.credit_limit.is_some_and(|n| n < 0) {
+        return Err(ApiError::BadRequest(
+            "credit_limit must be zero or more, or null".into(),
+        ));
+    }
+    if !state
+        .store
+        .set_api_key_credit_limit(&principal.workspace_id, &body.id, body.credit_limit)
+        .await?
+    {
+        return Err(not_found(&body.id));
+    }
+    tracing::info!(key_id = %body.id, limit = ?body.credit_limit, "API key credit limit set");
+    Ok(Json(
+        json!({ "success": true, "id": body.id, "credit_limit": body.credit_limit }),
+    ))
 }

@@ -5,9 +5,12 @@
 
 mod error;
 mod extract;
+mod files;
 mod health;
 mod hooks;
+mod integrations;
 mod keys;
+mod me;
 mod paging;
 mod runs;
 mod secrets;
@@ -106,24 +109,25 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
-/// The API routes that also answer under the `/api/cli` alias. Literal segments
-/// (`secrets`, `templates`) take precedence over `/workflows/{id}` in axum's router.
-fn workflow_routes() -> OpenApiRouter<AppState> {
+/// The API routes that also answer under the `/api/cli` alias (with the runs routes given, as
+/// one run reads differently there). Literal segments (`secrets`, `templates`) take precedence
+/// over `/workflows/{id}` in axum's router.
+fn workflow_routes(runs: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(secrets::router())
         .merge(templates::router())
-        .merge(runs::router())
+        .merge(runs)
+        .merge(files::router())
         .merge(workflows::router())
+        .merge(keys::router())
+        .merge(me::router())
 }
 
 /// Every documented route, and the OpenAPI document generated from them.
 pub fn routes_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
-        .nest(
-            "/api",
-            workflow_routes().merge(keys::router()).merge(hooks::router()),
-        )
+        .nest("/api", workflow_routes(runs::router()).merge(hooks::router()))
         .split_for_parts()
 }
 
@@ -132,7 +136,11 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     Router::new()
         .merge(documented)
-        .nest("/api/cli", Router::from(workflow_routes()))
+        .nest(
+            "/api/cli",
+            Router::from(workflow_routes(runs::cli_router())).merge(integrations::router()),
+        )
+        .nest("/api", integrations::router())
         .layer(Extension(Arc::new(doc)))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

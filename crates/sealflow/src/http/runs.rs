@@ -15,7 +15,7 @@ use super::extract::{OptionalJsonBody, QueryParams};
 use super::paging::Paging;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::{Access, Principal, Subject};
-use crate::domain::runs::{RateState, StartRun};
+use crate::domain::runs::{RateState, RunRequest, StartRun};
 use crate::ids::rfc3339;
 use crate::store::{RunRecord, StepRecord};
 
@@ -28,6 +28,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(get_one))
         .routes(routes!(cancel))
+}
+
+/// The same routes for the official CLI under `/api/cli`, where one run reads as
+/// `{"run": {...}, "steps": [...]}` with `step_id` / `step_type` on each step.
+pub fn cli_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(list))
+        .route("/workflows/runs/{id}", axum::routing::get(get_one_cli))
+        .routes(routes!(cancel))
+}
+
+/// The CLI's view of one run: the flat run without its steps, and the steps beside it.
+fn cli_run_view(run: &RunRecord, recorded: &[StepRecord]) -> Value {
+    let mut flat = run_view(run, Some(recorded));
+    let steps = match flat.as_object_mut().and_then(|o| o.remove("steps")) {
+        Some(Value::Array(steps)) => steps,
+        _ => Vec::new(),
+    };
+    let steps: Vec<Value> = steps
+        .into_iter()
+        .map(|mut step| {
+            step["step_id"] = step["id"].clone();
+            step["step_type"] = step["type"].clone();
+            step
+        })
+        .collect();
+    json!({ "run": flat, "steps": steps })
 }
 
 /// A run as the API shows it. `steps` lists every step of the pinned definition.
@@ -48,12 +76,32 @@ pub fn run_view(run: &RunRecord, recorded: Option<&[StepRecord]>) -> Value {
         "steps_total": def_steps.len(),
         "steps_completed": run.steps_completed,
         "credits_used": 0,
+        // Rows written to the run's results: one per file row for a batch run, else none.
+        "output_rows": 0,
         "error": run.error,
         "created_at": rfc3339(run.created_at),
         "started_at": run.started_at.map(rfc3339),
         "completed_at": run.completed_at.map(rfc3339),
         "duration_ms": duration(run.started_at, run.completed_at),
     });
+    if let Some(batch) = run.definition.get("batch") {
+        // A batch run's progress is in rows: the row cursor is its `next_step`.
+        let rows_done = if run.status == "completed" {
+            batch["row_count"].clone()
+        } else {
+            json!(run.next_step)
+        };
+        view["steps_total"] = batch["row_count"].clone();
+        view["steps_completed"] = rows_done.clone();
+        view["output_rows"] = rows_done.clone();
+        view["file_id"] = batch["file_id"].clone();
+        view["rows_total"] = batch["row_count"].clone();
+        view["rows_done"] = rows_done;
+        if recorded.is_some() {
+            view["steps"] = json!([]);
+        }
+        return view;
+    }
     if let Some(recorded) = recorded {
         let unrun = match run.status.as_str() {
             "cancelled" => "cancelled",
@@ -92,6 +140,8 @@ pub struct RunBody {
     /// The run's input (an object); `{}` when omitted.
     #[schema(value_type = Option<Object>)]
     input: Option<Value>,
+    /// An uploaded file (`POST /workflows/files`): runs the workflow once per row.
+    file_id: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -132,8 +182,13 @@ async fn start(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<WaitQuery>,
     headers: HeaderMap,
-    OptionalJsonBody(body): OptionalJsonBody<RunBody>,
+    OptionalJsonBody(raw): OptionalJsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    // The whole body is what an Idempotency-Key binds to, so it is kept beside the parsed form.
+    let body: Option<RunBody> = raw.clone().map(serde_json::from_value).transpose().map_err(|_| {
+        // serde's message may quote the offending value, which may be a secret: say what is wanted.
+        ApiError::BadRequest("invalid run body: `input` must be an object and `file_id` a string".into())
+    })?;
     principal.require(Access::Write)?;
     let caller = caller_id(&principal);
     let rate = state
@@ -145,15 +200,27 @@ async fn start(
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?;
+    let (input, file_id) = body.map(|b| (b.input, b.file_id)).unwrap_or_default();
+    let charge_key = match &principal.subject {
+        Subject::ApiKey(key_id) => Some(key_id.clone()),
+        Subject::User(_) => None,
+    };
     let started = state
         .runs
-        .start(StartRun {
-            workspace_id: &principal.workspace_id,
-            workflow_id: &id,
-            trigger_type: "manual",
-            input: body.and_then(|b| b.input).unwrap_or_else(|| json!({})),
-            idempotency_key,
-        })
+        .start_request(
+            StartRun {
+                workspace_id: &principal.workspace_id,
+                workflow_id: &id,
+                trigger_type: "manual",
+                input: input.unwrap_or_else(|| json!({})),
+                idempotency_key,
+            },
+            RunRequest {
+                body: Some(raw.unwrap_or_else(|| json!({}))),
+                file_id,
+                charge_key,
+            },
+        )
         .await?;
     let (run, steps) = match query.wait {
         Some(secs) if secs > 0 => {
@@ -238,6 +305,16 @@ async fn get_one(
     principal.require(Access::Read)?;
     let (run, steps) = state.runs.get(&principal.workspace_id, &id).await?;
     Ok(Json(run_view(&run, Some(&steps))))
+}
+
+async fn get_one_cli(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Access::Read)?;
+    let (run, steps) = state.runs.get(&principal.workspace_id, &id).await?;
+    Ok(Json(cli_run_view(&run, &steps)))
 }
 
 #[utoipa::path(post, path = "/workflows/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)),

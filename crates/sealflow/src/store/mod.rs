@@ -15,6 +15,8 @@
 //!    `migrations/postgres/` (use `BIGINT`/`BYTEA` on PostgreSQL where SQLite says `INTEGER`/`BLOB`);
 //! 4. add its cases to `tests/storage.rs`, which runs every case on both backends.
 
+pub(crate) mod files;
+mod key_admin;
 mod models;
 mod sql;
 
@@ -23,6 +25,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use files::{BatchItem, BatchRow, FileRecord, FileRepo};
+pub use key_admin::KeyAdminRepo;
 pub use models::*;
 pub use sql::{Db, PgStore, SqlStore, SqliteStore};
 
@@ -213,7 +217,16 @@ pub trait MasterKeyRepo {
 /// Everything the application needs from a backend.
 #[async_trait]
 pub trait Store:
-    WorkspaceRepo + ApiKeyRepo + SecretRepo + WorkflowRepo + RunRepo + MasterKeyRepo + Send + Sync
+    WorkspaceRepo
+    + ApiKeyRepo
+    + KeyAdminRepo
+    + FileRepo
+    + SecretRepo
+    + WorkflowRepo
+    + RunRepo
+    + MasterKeyRepo
+    + Send
+    + Sync
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;

@@ -55,7 +55,12 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
     pub last_used: Option<i64>,
     pub total_requests: i64,
+    /// When the key was revoked or disabled; a key with one is refused until enabled again.
     pub revoked_at: Option<i64>,
+    /// Runs this key may start in total; `None` is unlimited.
+    pub credit_limit: Option<i64>,
+    /// Runs this key has started (one credit each).
+    pub credits_used: i64,
 }
 
 /// A secret's listable metadata (never its value).

@@ -302,6 +302,11 @@ impl ServerProcess {
         }
     }
 
+    /// The server's process id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL (a crash: nothing is flushed or finished).
     pub fn kill(mut self) {
         let _ = self.child.kill();

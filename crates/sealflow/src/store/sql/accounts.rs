@@ -47,7 +47,7 @@ impl WorkspaceRepo for SqlStore {
 }
 
 const API_KEY_COLUMNS: &str = "id, workspace_id, name, role, key_hash, key_preview, created_at, \
-                               last_used, total_requests, revoked_at";
+                               last_used, total_requests, revoked_at, credit_limit, credits_used";
 
 #[async_trait]
 impl ApiKeyRepo for SqlStore {

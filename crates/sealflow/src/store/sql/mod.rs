@@ -13,6 +13,8 @@
 //! machine, not only of the process.
 
 mod accounts;
+mod files;
+mod key_admin;
 mod rows;
 mod runs;
 mod workflows;

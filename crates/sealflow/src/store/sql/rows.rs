@@ -77,6 +77,8 @@ pub(crate) fn api_key_from_row(row: &impl SqlRow) -> StoreResult<ApiKeyRecord> {
         last_used: row.col("last_used")?,
         total_requests: row.col("total_requests")?,
         revoked_at: row.col("revoked_at")?,
+        credit_limit: row.col("credit_limit")?,
+        credits_used: row.col("credits_used")?,
     })
 }
 

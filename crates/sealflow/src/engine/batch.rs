@@ -1,0 +1,161 @@
+//! Batch runs: a run started with an uploaded file (`file_id`) runs the workflow once per row,
+//! the row's cells (by column name) as `input`, inside the one parent run.
+//!
+//! Rows are read in pages of [`PAGE`]; after each page the results and the row cursor (kept in
+//! the run's `next_step`) are written together under the worker's lease. A worker that dies
+//! loses at most one page of work: the next owner resumes at the cursor. Rows run through the
+//! same step evaluators and webhook sender as any run, with one redactor for the whole batch,
+//! so every secret a row resolved is masked in every row's record. Delay steps are refused when
+//! the batch is started (a parked row would park every other row behind it).
+
+use std::collections::HashMap;
+
+use sealflow_redact::Redactor;
+use sealflow_workflow::{Definition, StepConfig};
+use serde_json::{json, Map, Value};
+use tokio::sync::watch;
+
+use super::condition;
+use super::context::RunContext;
+use super::webhook::WebhookStep;
+use super::worker::{guard, Outcome, Shared};
+use crate::ids::now_ms;
+use crate::store::{BatchItem, RunRecord};
+
+/// Rows processed between two durable writes.
+const PAGE: i64 = 500;
+
+/// True for a run started with a file (its pinned definition names the file).
+pub fn is_batch(run: &RunRecord) -> bool {
+    run.definition.get("batch").is_some()
+}
+
+/// The row's cells as an input object, keyed by the file's column names.
+fn row_input(columns: &[String], cells: Vec<String>) -> Value {
+    let mut input = Map::new();
+    for (name, cell) in columns.iter().zip(cells) {
+        input.insert(name.clone(), Value::String(cell));
+    }
+    Value::Object(input)
+}
+
+pub(super) async fn execute_rows(
+    shared: &Shared,
+    owner: &str,
+    run: &RunRecord,
+    def: &Definition,
+    mut lost: watch::Receiver<bool>,
+) -> Result<(), Outcome> {
+    let batch = &run.definition["batch"];
+    let file_id = batch["file_id"].as_str().unwrap_or_default();
+    let columns: Vec<String> = serde_json::from_value(batch["columns"].clone()).unwrap_or_default();
+    let mut redactor = Redactor::new();
+    let mut cursor = run.next_step;
+    loop {
+        if *lost.borrow() {
+            return Err(Outcome::Lost);
+        }
+        let rows = shared.store.file_rows(file_id, cursor, PAGE).await?;
+        let Some(next) = rows.last().map(|(idx, _)| idx + 1) else {
+            break;
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for (idx, cells) in rows {
+            let input = row_input(&columns, cells);
+            items.push(run_row(shared, run, def, idx, input, &mut redactor, &mut lost).await?);
+        }
+        guard(
+            shared
+                .store
+                .save_batch_items(&run.id, owner, &items, next)
+                .await?,
+        )?;
+        cursor = next;
+    }
+    guard(
+        shared
+            .store
+            .finish_run(&run.id, owner, "completed", None, now_ms())
+            .await?,
+    )
+}
+
+/// Runs every step for one row; the result is the last step's output, or the first failure.
+async fn run_row(
+    shared: &Shared,
+    run: &RunRecord,
+    def: &Definition,
+    idx: i64,
+    input: Value,
+    redactor: &mut Redactor,
+    lost: &mut watch::Receiver<bool>,
+) -> Result<BatchItem, Outcome> {
+    // Each row is its own delivery: `<run>-<row>` keeps webhook delivery ids unique per row.
+    let mut ctx = RunContext {
+        input,
+        outputs: HashMap::new(),
+        run_id: format!("{}-{idx}", run.id),
+        workflow_id: run.workflow_id.clone(),
+    };
+    let mut last = Value::Null;
+    let mut i = 0;
+    while i < def.steps.len() {
+        let step = &def.steps[i];
+        let mut next = i + 1;
+        let result = match &step.config {
+            StepConfig::Delay(_) => Err("delay steps do not run in batch runs".to_owned()),
+            StepConfig::Transform(_) => condition::transform(step, &ctx),
+            StepConfig::Condition(c) => condition::branch(def, i, c, &ctx).map(|(result, target)| {
+                next = target;
+                json!({ "result": result })
+            }),
+            StepConfig::Webhook(w) => {
+                let send = WebhookStep {
+                    workspace_id: &run.workspace_id,
+                    run_id: &ctx.run_id,
+                    step_id: &step.id,
+                    config: w,
+                    ctx: &ctx,
+                    secrets: &shared.secrets,
+                    egress: &shared.egress,
+                    redactor: &mut *redactor,
+                }
+                .run();
+                let outcome = tokio::select! {
+                    o = send => o,
+                    _ = lost.wait_for(|l| *l) => return Err(Outcome::Lost),
+                };
+                if outcome.ok {
+                    Ok(outcome.output.unwrap_or(Value::Null))
+                } else {
+                    Err(outcome.error.unwrap_or_else(|| "unknown error".into()))
+                }
+            }
+        };
+        match result {
+            Ok(output) => {
+                ctx.outputs.insert(step.id.clone(), output.clone());
+                last = output;
+            }
+            Err(e) => {
+                let error = format!("step {:?} failed: {e}", step.id);
+                return Ok(BatchItem {
+                    idx,
+                    status: "failed".into(),
+                    output: None,
+                    error: Some(redactor.redact_str(&error).into_owned()),
+                });
+            }
+        }
+        i = next;
+    }
+    // Webhook outputs are masked as they are made; a later transform may have copied one, so
+    // the row's result is masked once more as a whole.
+    redactor.redact_json(&mut last);
+    Ok(BatchItem {
+        idx,
+        status: "completed".into(),
+        output: Some(last),
+        error: None,
+    })
+}
