@@ -52,6 +52,8 @@ macro_rules! storage_tests {
 }
 
 storage_tests!(
+    api_keys_are_disabled_enabled_renamed_and_spend_credits_up_to_their_limit,
+    files_keep_their_rows_in_order_and_batch_rows_join_their_results,
     workspaces_are_created_once_and_found_by_id_or_slug,
     master_key_checks_are_stored_once_per_key,
     api_keys_are_found_by_hash_until_revoked_or_deleted,
@@ -1282,4 +1284,86 @@ async fn a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit(store:
             .unwrap());
         at += LEASE_MS + 1;
     }
+}
+
+async fn api_keys_are_disabled_enabled_renamed_and_spend_credits_up_to_their_limit(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let key = api_key(&ws, "hash-credits");
+    store.insert_api_key(&key).await.unwrap();
+    assert!(!store
+        .set_api_key_enabled("ws_other", &key.id, false, NOW)
+        .await
+        .unwrap());
+    assert!(store.set_api_key_enabled(&ws, &key.id, false, NOW).await.unwrap());
+    assert!(store.find_active_api_key("hash-credits").await.unwrap().is_none());
+    assert!(store.set_api_key_enabled(&ws, &key.id, true, NOW).await.unwrap());
+    assert!(store.find_active_api_key("hash-credits").await.unwrap().is_some());
+    assert!(store.rename_api_key(&ws, &key.id, "renamed").await.unwrap());
+    assert!(store
+        .set_api_key_credit_limit(&ws, &key.id, Some(1))
+        .await
+        .unwrap());
+    assert!(store.charge_api_key_credit(&key.id).await.unwrap());
+    assert!(
+        !store.charge_api_key_credit(&key.id).await.unwrap(),
+        "charged past the limit"
+    );
+    store.refund_api_key_credit(&key.id).await.unwrap();
+    assert!(store.charge_api_key_credit(&key.id).await.unwrap());
+    let listed = &store.list_api_keys(&ws).await.unwrap()[0];
+    assert_eq!(
+        (listed.name.as_str(), listed.credits_used, listed.credit_limit),
+        ("renamed", 1, Some(1))
+    );
+    assert!(store.set_api_key_credit_limit(&ws, &key.id, None).await.unwrap());
+    assert!(store.charge_api_key_credit(&key.id).await.unwrap());
+}
+
+async fn files_keep_their_rows_in_order_and_batch_rows_join_their_results(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let file = sealflow::store::FileRecord {
+        id: new_id("file"),
+        workspace_id: ws.clone(),
+        workflow_id: None,
+        filename: "a.csv".into(),
+        columns: vec!["email".into()],
+        identifier_type: "email".into(),
+        identifier_column: "email".into(),
+        row_count: 0,
+        created_at: NOW,
+    };
+    store.insert_file(&file).await.unwrap();
+    let rows: Vec<String> = (0..700)
+        .map(|i| json!([format!("u{i}@x.com")]).to_string())
+        .collect();
+    store.insert_file_rows(&file.id, 0, &rows).await.unwrap();
+    store.set_file_row_count(&file.id, 700).await.unwrap();
+    let got = store.get_file(&ws, &file.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.row_count, got.columns.clone()),
+        (700, vec!["email".to_owned()])
+    );
+    assert!(store.get_file("ws_other", &file.id).await.unwrap().is_none());
+    let page = store.file_rows(&file.id, 650, 100).await.unwrap();
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0], (650, vec!["u650@x.com".to_owned()]));
+    let joined = store.batch_rows("run_none", &file.id, 0, 3).await.unwrap();
+    assert_eq!(joined.len(), 3);
+    assert!(joined.iter().all(|r| r.item.is_none()));
+    let item = sealflow::store::BatchItem {
+        idx: 0,
+        status: "completed".into(),
+        output: Some(json!({"a": 1})),
+        error: None,
+    };
+    assert!(
+        !store
+            .save_batch_items("run_none", "nobody", &[item], 1)
+            .await
+            .unwrap(),
+        "wrote without a lease"
+    );
+    assert_eq!(store.batch_counts("run_none").await.unwrap(), (0, 0));
+    store.delete_file(&file.id).await.unwrap();
+    assert!(store.file_rows(&file.id, 0, 10).await.unwrap().is_empty());
 }
