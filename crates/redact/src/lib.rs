@@ -28,7 +28,8 @@
 //!   lines and error texts);
 //! - percent-encodings: RFC 3986 (everything but `A-Za-z0-9-._~`, as a path
 //!   segment or query component), the same with spaces as `+` (`quote_plus`,
-//!   Go's `QueryEscape`), `application/x-www-form-urlencoded`,
+//!   Go's `QueryEscape`), `application/x-www-form-urlencoded`, PHP's `urlencode`,
+//!   everything but letters and digits (with `%20` or `+`),
 //!   `encodeURIComponent`, and the WHATWG URL parser's lighter sets; when the
 //!   value has few distinct punctuation characters, every combination of
 //!   which of them are escaped (clients differ on exactly that);

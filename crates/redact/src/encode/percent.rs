@@ -41,13 +41,19 @@ const PUNCT: ByteSet = byte_set(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~");
 
 /// The percent-encoders a request or its echo is likely to have gone through:
 /// the punctuation each leaves as is, and what it does with spaces.
-const URL_STYLES: [(ByteSet, Space); 10] = [
+const URL_STYLES: [(ByteSet, Space); 13] = [
     // RFC 3986 unreserved only: path segment / query component.
     (byte_set(b"-._~"), Space::Percent),
     // Python's quote_plus, Go's QueryEscape.
     (byte_set(b"-._~"), Space::Plus),
-    // application/x-www-form-urlencoded (WHATWG, Java's URLEncoder, URLSearchParams).
+    // application/x-www-form-urlencoded (WHATWG, Java's URLEncoder, URLSearchParams,
+    // Ruby's CGI.escape).
     (byte_set(b"*-._"), Space::Plus),
+    // PHP's urlencode.
+    (byte_set(b"-._"), Space::Plus),
+    // Everything but letters and digits (Rust's `percent_encoding::NON_ALPHANUMERIC`).
+    (0, Space::Percent),
+    (0, Space::Plus),
     // JavaScript's encodeURIComponent.
     (byte_set(b"-_.!~*'()"), Space::Percent),
     // JavaScript's encodeURI.

@@ -108,6 +108,10 @@ pub fn encodings(secret: &str) -> Vec<(&'static str, String)> {
         ("percent", percent_upper(secret)),
         ("percent-lower", lower_hex(&percent_upper(secret))),
         ("percent-mixed", percent_mixed(secret)),
+        (
+            "percent-all",
+            percent_encoding::utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string(),
+        ),
         ("form", form(secret)),
         ("debug", debug(secret)),
         ("hex", hex_lower(secret)),
