@@ -183,7 +183,9 @@ async fn public_key_jwts_work_and_an_hs256_token_signed_with_the_public_key_is_r
     let (status, body) = status_with(&app, Some(&format!("Bearer {confused}"))).await;
     assert_eq!(status, 401, "{body}");
     // A readonly JWT may read but not write.
-    let (status, body) = app.post(SECRETS, &ok, &json!({"name": "X", "value": "v"})).await;
+    let (status, body) = app
+        .post(SECRETS, &ok, &json!({"name": "X", "value": "value"}))
+        .await;
     assert_eq!(status, 403, "{body}");
 }
 
@@ -199,7 +201,7 @@ async fn rsa_public_keys_verify_rs256_tokens() {
     )
     .unwrap();
     let (status, _) = app
-        .post(SECRETS, &token, &json!({"name": "FROM_JWT", "value": "v"}))
+        .post(SECRETS, &token, &json!({"name": "FROM_JWT", "value": "value"}))
         .await;
     assert_eq!(status, 201);
 }
@@ -207,12 +209,16 @@ async fn rsa_public_keys_verify_rs256_tokens() {
 #[tokio::test]
 async fn readonly_may_list_but_not_create_or_delete() {
     let app = TestApp::spawn().await;
-    app.post(SECRETS, &app.admin_key, &json!({"name": "KEPT", "value": "v"}))
-        .await;
+    app.post(
+        SECRETS,
+        &app.admin_key,
+        &json!({"name": "KEPT", "value": "value"}),
+    )
+    .await;
     let readonly = app.api_key("acme", Role::Readonly).await;
     assert_eq!(app.secret_names(&readonly).await, ["KEPT"]);
     let (status, body) = app
-        .post(SECRETS, &readonly, &json!({"name": "NEW", "value": "v"}))
+        .post(SECRETS, &readonly, &json!({"name": "NEW", "value": "value"}))
         .await;
     assert_eq!(status, 403);
     assert!(assert_error_shape(&body, "forbidden").contains("readonly"));
@@ -224,7 +230,7 @@ async fn readonly_may_list_but_not_create_or_delete() {
     // Members manage secrets but not keys.
     let member = app.api_key("acme", Role::Member).await;
     assert_eq!(
-        app.post(SECRETS, &member, &json!({"name": "BY_MEMBER", "value": "v"}))
+        app.post(SECRETS, &member, &json!({"name": "BY_MEMBER", "value": "value"}))
             .await
             .0,
         201

@@ -123,21 +123,21 @@ async fn each_invalid_secret_is_refused_with_its_rule_and_changes_nothing() {
 
     // The count limit: the third fits, the fourth does not.
     assert_eq!(
-        app.post(SECRETS, key, &json!({"name": "THIRD", "value": "v"}))
+        app.post(SECRETS, key, &json!({"name": "THIRD", "value": "value"}))
             .await
             .0,
         201
     );
     let before = snapshot(&app).await;
     let (status, res) = app
-        .post(SECRETS, key, &json!({"name": "FOURTH", "value": "v"}))
+        .post(SECRETS, key, &json!({"name": "FOURTH", "value": "value"}))
         .await;
     assert_eq!(status, 400);
     assert!(assert_error_shape(&res, "invalid_request").contains("at most 3 secrets"));
     assert_eq!(snapshot(&app).await, before);
     // Replacing an existing name is still allowed at the limit.
     assert_eq!(
-        app.post(SECRETS, key, &json!({"name": "THIRD", "value": "v2"}))
+        app.post(SECRETS, key, &json!({"name": "THIRD", "value": "value-2"}))
             .await
             .0,
         200
@@ -148,9 +148,13 @@ async fn each_invalid_secret_is_refused_with_its_rule_and_changes_nothing() {
 async fn malformed_json_oversize_bodies_and_wrong_media_types_are_refused() {
     let app = TestApp::spawn_with(|c| c.body_limit = 4096).await;
     assert_eq!(
-        app.post(SECRETS, &app.admin_key, &json!({"name": "KEEP", "value": "v"}))
-            .await
-            .0,
+        app.post(
+            SECRETS,
+            &app.admin_key,
+            &json!({"name": "KEEP", "value": "value"})
+        )
+        .await
+        .0,
         201
     );
     let before = snapshot(&app).await;

@@ -48,7 +48,7 @@ fn apikey_create_prints_a_working_key_alone_on_the_last_line() {
         reqwest::Client::new()
             .post(format!("{}/api/workflows/secrets", server.base))
             .bearer_auth(key)
-            .json(&json!({"name": "FROM_CLI_KEY", "value": "v"}))
+            .json(&json!({"name": "FROM_CLI_KEY", "value": "value"}))
             .send()
             .await
             .unwrap()

@@ -108,31 +108,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// `sealflow apikey create` for an admin of workspace `acme`; the key is the last stdout line.
-fn admin_key(dir: &Path, master_key: &str) -> String {
-    let out = sealflow_bin()
-        .args([
-            "apikey",
-            "create",
-            "--workspace",
-            "acme",
-            "--role",
-            "admin",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("SEALFLOW_MASTER_KEY", master_key)
-        .output()
-        .expect("run sealflow apikey create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned()
-}
-
 /// A small API client; every request has a timeout.
 struct Api {
     client: reqwest::Client,

@@ -20,29 +20,7 @@ fn a_secret_value_reaches_no_response_no_log_line_and_no_database_file() {
         ],
     )
     .expect("server starts");
-    let key = {
-        let out = sealflow_bin()
-            .args([
-                "apikey",
-                "create",
-                "--workspace",
-                "acme",
-                "--role",
-                "admin",
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .env("SEALFLOW_MASTER_KEY", &master_key)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_owned()
-    };
+    let key = admin_key(dir.path(), &master_key);
     let value = random_secret_value();
     let replaced = random_secret_value();
 

@@ -19,7 +19,7 @@ async fn secrets_round_trip_create_list_replace_delete() {
         (status, body.clone()),
         (201, json!({"success": true, "name": "CRM_API_KEY"}))
     );
-    app.post(SECRETS, key, &json!({"name": "A_FIRST", "value": "x"}))
+    app.post(SECRETS, key, &json!({"name": "A_FIRST", "value": "x-value"}))
         .await;
 
     let (status, list) = app.get(SECRETS, key).await;
@@ -89,7 +89,7 @@ async fn delete_by_query_and_the_cli_alias_reach_the_same_secrets() {
         .post(
             "/api/cli/workflows/secrets",
             key,
-            &json!({"name": "VIA_ALIAS", "value": "x1"}),
+            &json!({"name": "VIA_ALIAS", "value": "x1-value"}),
         )
         .await;
     assert_eq!(status, 201);
@@ -154,7 +154,7 @@ async fn allowed_hosts_are_validated_stored_listed_kept_on_replace_and_cleared_b
             .post(
                 SECRETS,
                 key,
-                &json!({"name": "SLACK", "value": "v", "allowed_hosts": bad}),
+                &json!({"name": "SLACK", "value": "value", "allowed_hosts": bad}),
             )
             .await;
         assert_eq!(status, 400, "{bad}: {body}");
@@ -168,7 +168,7 @@ async fn allowed_hosts_are_validated_stored_listed_kept_on_replace_and_cleared_b
         app.post(
             SECRETS,
             key,
-            &json!({"name": "SLACK", "value": "v", "allowed_hosts": null})
+            &json!({"name": "SLACK", "value": "value", "allowed_hosts": null})
         )
         .await
         .0,
@@ -187,7 +187,7 @@ async fn concurrent_creates_of_one_name_make_one_secret_and_every_call_succeeds(
             app.post(
                 SECRETS,
                 &app.admin_key,
-                &json!({"name": "RACE", "value": format!("v{i}")}),
+                &json!({"name": "RACE", "value": format!("value-{i}")}),
             )
             .await
             .0

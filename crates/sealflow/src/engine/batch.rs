@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use sealflow_redact::Redactor;
+use sealflow_redact::{LiveSlot, Redactor};
 use sealflow_workflow::{Definition, StepConfig};
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
@@ -49,7 +49,10 @@ pub(super) async fn execute_rows(
     let batch = &run.definition["batch"];
     let file_id = batch["file_id"].as_str().unwrap_or_default();
     let columns: Vec<String> = serde_json::from_value(batch["columns"].clone()).unwrap_or_default();
-    let mut redactor = Redactor::new();
+    let mut masking = Masking {
+        redactor: Redactor::new(),
+        live: shared.live.slot(),
+    };
     let mut cursor = run.next_step;
     loop {
         if *lost.borrow() {
@@ -62,7 +65,7 @@ pub(super) async fn execute_rows(
         let mut items = Vec::with_capacity(rows.len());
         for (idx, cells) in rows {
             let input = row_input(&columns, cells);
-            items.push(run_row(shared, run, def, idx, input, &mut redactor, &mut lost).await?);
+            items.push(run_row(shared, run, def, idx, input, &mut masking, &mut lost).await?);
         }
         guard(
             shared
@@ -80,6 +83,12 @@ pub(super) async fn execute_rows(
     )
 }
 
+/// The batch's one redactor, and where it is published for the log writer while rows run.
+struct Masking {
+    redactor: Redactor,
+    live: LiveSlot,
+}
+
 /// Runs every step for one row; the result is the last step's output, or the first failure.
 async fn run_row(
     shared: &Shared,
@@ -87,9 +96,10 @@ async fn run_row(
     def: &Definition,
     idx: i64,
     input: Value,
-    redactor: &mut Redactor,
+    masking: &mut Masking,
     lost: &mut watch::Receiver<bool>,
 ) -> Result<BatchItem, Outcome> {
+    let Masking { redactor, live } = masking;
     // Each row is its own delivery: `<run>-<row>` keeps webhook delivery ids unique per row.
     let mut ctx = RunContext {
         input,
@@ -119,6 +129,7 @@ async fn run_row(
                     secrets: &shared.secrets,
                     egress: &shared.egress,
                     redactor: &mut *redactor,
+                    live,
                 }
                 .run();
                 let outcome = tokio::select! {

@@ -16,6 +16,7 @@ mod batch;
 mod condition;
 mod context;
 mod ends;
+mod response;
 pub mod scheduler;
 mod webhook;
 mod webhook_url;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealflow_egress::{EgressClient, EgressOptions};
+use sealflow_redact::LiveRedactors;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -46,6 +48,9 @@ pub struct EngineConfig {
     /// How often the scheduler looks for due schedule ticks.
     pub schedule_every: Duration,
     pub egress: EgressOptions,
+    /// Where runs publish their redactors for the log writer (see `telemetry`); a fresh,
+    /// unobserved set by default.
+    pub live_secrets: LiveRedactors,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +61,7 @@ impl Default for EngineConfig {
             poll: Duration::from_millis(250),
             schedule_every: Duration::from_secs(1),
             egress: EgressOptions::default(),
+            live_secrets: LiveRedactors::default(),
         }
     }
 }
@@ -89,6 +95,7 @@ impl Engine {
                 ends: RunEnds::default(),
                 definitions: worker::Definitions::default(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                live: config.live_secrets.clone(),
             }),
         })
     }

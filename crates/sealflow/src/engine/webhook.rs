@@ -7,6 +7,13 @@
 //! against the final URL before anything is sent, and requests that carry a secret never follow
 //! redirects (a 3xx fails the step), so a secret cannot be bounced to another host.
 //!
+//! What is recorded is masked with the run's [`Redactor`] (see `sealflow_redact` for the forms):
+//! the response body is read up to the cap plus the longest pattern, masked whole, and only then
+//! cut (so a secret straddling the cut is never kept in part); a JSON body has its secret-bearing
+//! number tokens masked before it is parsed; every error text goes through the same masking.
+//! While the request is in flight the redactor is published in the run's [`LiveSlot`], so the
+//! log writer masks the HTTP client's lines too.
+//!
 //! Residual copies: the rendered URL is held in zeroizing memory, but header values and body
 //! bytes live in `http`/`bytes` buffers that cannot be zeroized; they are dropped when the send
 //! finishes.
@@ -19,8 +26,8 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::HeaderMap;
 use rand::Rng;
-use sealflow_egress::{read_body_capped, EgressClient, OutboundRequest};
-use sealflow_redact::Redactor;
+use sealflow_egress::{EgressClient, OutboundRequest};
+use sealflow_redact::{LiveSlot, Redactor, MIN_FREE_TEXT_LEN};
 use sealflow_template::{Tag, Template, TemplateString};
 use sealflow_workflow::WebhookConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -28,11 +35,10 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::context::RunContext;
+use super::response::read_masked_body;
 use super::webhook_url;
 use crate::domain::secrets::{SecretsError, SecretsService};
 
-/// Response bytes kept per step.
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Upper bound on one wait between attempts (also caps a remote `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const BASE_BACKOFF_MS: u64 = 200;
@@ -74,6 +80,8 @@ pub struct WebhookStep<'a> {
     pub egress: &'a EgressClient,
     /// Masks every secret the run has resolved; this step adds its own.
     pub redactor: &'a mut Redactor,
+    /// Where the redactor is published for the log writer while the request is in flight.
+    pub live: &'a LiveSlot,
 }
 
 impl WebhookStep<'_> {
@@ -87,8 +95,12 @@ impl WebhookStep<'_> {
             secrets,
             egress,
             redactor,
+            live,
         } = self;
-        let prepared = match prepare(workspace_id, config, ctx, secrets, redactor).await {
+        let prepared = prepare(workspace_id, config, ctx, secrets, redactor).await;
+        // Published before anything is sent: the HTTP client logs the destination.
+        live.update(redactor);
+        let prepared = match prepared {
             Ok(p) => p,
             Err(message) => return WebhookOutcome::failed(redactor.redact_str(&message).into_owned(), 0),
         };
@@ -113,15 +125,11 @@ impl WebhookStep<'_> {
                     let status = resp.status();
                     let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
                     let host = resp.url().host_str().unwrap_or_default().to_owned();
-                    let (body, truncated) = match read_body_capped(resp, MAX_RESPONSE_BYTES).await {
-                        Ok(b) => b,
-                        Err(e) => (Bytes::new(), e.is_retryable()),
-                    };
-                    let mut output = json!({ "status_code": status.as_u16(), "body": parse_body(&body) });
+                    let (body, truncated) = read_masked_body(resp, redactor).await;
+                    let mut output = json!({ "status_code": status.as_u16(), "body": body });
                     if truncated {
                         output["truncated"] = Value::Bool(true);
                     }
-                    redactor.redact_json(&mut output);
                     if status.is_success() {
                         return WebhookOutcome {
                             ok: true,
@@ -140,7 +148,8 @@ impl WebhookStep<'_> {
                         return WebhookOutcome {
                             ok: false,
                             output: Some(output),
-                            error: Some(error),
+                            // The host may be (or hold) a secret.
+                            error: Some(redactor.redact_str(&error).into_owned()),
                             attempts,
                         };
                     }
@@ -148,11 +157,8 @@ impl WebhookStep<'_> {
                 }
                 Err(e) => {
                     if !e.is_retryable() || attempts >= max_attempts {
-                        let error = redactor.redact_str(&e.to_string()).into_owned();
-                        return WebhookOutcome::failed(
-                            format!("{error} (after {attempts} attempt(s))"),
-                            attempts,
-                        );
+                        let error = format!("{e} (after {attempts} attempt(s))");
+                        return WebhookOutcome::failed(redactor.redact_str(&error).into_owned(), attempts);
                     }
                     None
                 }
@@ -214,6 +220,13 @@ async fn prepare(
     for name in &names {
         match secrets.reveal_with_hosts(workspace_id, name).await {
             Ok((value, allowed_hosts)) => {
+                // Stored before values this short were refused: it could not be masked.
+                if value.expose_secret().len() < MIN_FREE_TEXT_LEN {
+                    return Err(format!(
+                        "secret {name:?} is shorter than {MIN_FREE_TEXT_LEN} bytes and cannot be masked in \
+                         what runs record; store a longer value"
+                    ));
+                }
                 redactor.add(value.expose_secret());
                 resolved.insert(name.clone(), Resolved { value, allowed_hosts });
             }
@@ -284,14 +297,6 @@ async fn prepare(
         body,
         carries_secret: !resolved.is_empty(),
     })
-}
-
-fn parse_body(bytes: &[u8]) -> Value {
-    if bytes.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {

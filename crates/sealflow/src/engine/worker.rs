@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealflow_egress::EgressClient;
-use sealflow_redact::Redactor;
+use sealflow_redact::{LiveRedactors, Redactor};
 use sealflow_workflow::{Definition, StepConfig};
 use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
@@ -36,6 +36,8 @@ pub(super) struct Shared {
     pub ends: RunEnds,
     pub definitions: Definitions,
     pub stopping: AtomicBool,
+    /// Redactors of the runs in flight, for the log writer.
+    pub live: LiveRedactors,
 }
 
 impl Shared {
@@ -215,6 +217,8 @@ async fn execute_steps(
         }
     }
     let mut redactor = Redactor::new();
+    // Removed from the log writer's set when this run stops executing, however it stops.
+    let live = shared.live.slot();
     let mut idx = run.next_step as usize;
     while idx < def.steps.len() {
         if *lost.borrow() {
@@ -291,6 +295,7 @@ async fn execute_steps(
                     secrets: &shared.secrets,
                     egress: &shared.egress,
                     redactor: &mut redactor,
+                    live: &live,
                 }
                 .run();
                 let outcome = tokio::select! {
@@ -306,12 +311,21 @@ async fn execute_steps(
         }
         let finished = now_ms();
         record.completed_at = Some(finished);
+        // Webhook steps mask what they return; a transform may join masked pieces back into a
+        // secret, and every error text goes through the same masking.
+        if let (StepConfig::Transform(_), Some(out)) = (&step.config, record.output.as_mut()) {
+            redactor.redact_json(out);
+        }
+        if let Some(error) = record.error.as_mut() {
+            *error = redactor.redact_str(error).into_owned();
+        }
         if record.status == "failed" {
             let error = format!(
                 "step {:?} failed: {}",
                 step.id,
                 record.error.as_deref().unwrap_or("unknown error")
             );
+            let error = redactor.redact_str(&error).into_owned();
             let end = RunEnd {
                 status: "failed",
                 error: Some(&error),

@@ -245,6 +245,32 @@ pub fn sealflow_bin() -> Command {
     cmd
 }
 
+/// `sealflow apikey create` for an admin of workspace `acme` in `dir`; the key is the last stdout
+/// line.
+pub fn admin_key(dir: &Path, master_key: &str) -> String {
+    let out = sealflow_bin()
+        .args([
+            "apikey",
+            "create",
+            "--workspace",
+            "acme",
+            "--role",
+            "admin",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("SEALFLOW_MASTER_KEY", master_key)
+        .output()
+        .expect("run sealflow apikey create");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned()
+}
+
 /// A `sealflow serve` process whose stderr (its log) is collected.
 pub struct ServerProcess {
     child: Child,
