@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use sealflow_workflow::limits;
 use secrecy::SecretString;
 
 use crate::auth::jwt::{JwtConfig, JwtKey};
@@ -41,6 +42,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "SEALFLOW_EGRESS_ALLOW",
     "SEALFLOW_RUN_RATE_LIMIT",
     "SEALFLOW_HOOK_RATE_LIMIT",
+    "SEALFLOW_MAX_DEFINITION_BYTES",
+    "SEALFLOW_MAX_STEP_BYTES",
+    "SEALFLOW_MAX_RUN_BYTES",
     "SEALFLOW_LOG",
     "SEALFLOW_LOG_FORMAT",
 ];
@@ -101,6 +105,16 @@ pub struct ServeArgs {
     /// Webhook calls one workflow accepts per minute at its ingest URL (429 beyond).
     #[arg(long, env = "SEALFLOW_HOOK_RATE_LIMIT", default_value_t = 600)]
     pub hook_rate_limit: i64,
+    /// Largest workflow definition (trigger and steps as compact JSON), in bytes (larger: 422).
+    #[arg(long, env = "SEALFLOW_MAX_DEFINITION_BYTES", default_value_t = limits::DEFAULT_MAX_DEFINITION_BYTES)]
+    pub max_definition_bytes: usize,
+    /// Most bytes one step may render (a transform's output; a webhook's URL, headers and body;
+    /// a condition's operands), charged while rendering; beyond, the step fails.
+    #[arg(long, env = "SEALFLOW_MAX_STEP_BYTES", default_value_t = limits::DEFAULT_MAX_STEP_BYTES)]
+    pub max_step_bytes: usize,
+    /// Most bytes one run records (its step outputs and errors); beyond, the step fails.
+    #[arg(long, env = "SEALFLOW_MAX_RUN_BYTES", default_value_t = limits::DEFAULT_MAX_RUN_BYTES)]
+    pub max_run_bytes: usize,
     /// PEM public key (RSA, EC P-256 or Ed25519) that verifies JWTs (RS256/ES256/EdDSA). An HS256
     /// secret is given instead by SEALFLOW_JWT_SECRET or SEALFLOW_JWT_SECRET_FILE.
     #[arg(long, env = "SEALFLOW_JWT_PUBLIC_KEY_FILE")]
@@ -237,6 +251,15 @@ impl ServeArgs {
         if self.hook_rate_limit < 1 {
             problems.push("--hook-rate-limit must be at least 1".into());
         }
+        for (flag, value) in [
+            ("--max-definition-bytes", self.max_definition_bytes),
+            ("--max-step-bytes", self.max_step_bytes),
+            ("--max-run-bytes", self.max_run_bytes),
+        ] {
+            if value < 1024 {
+                problems.push(format!("{flag} must be at least 1024 bytes"));
+            }
+        }
         if self.run_rate_limit < 1 {
             problems.push("--run-rate-limit must be at least 1".into());
         }
@@ -291,6 +314,11 @@ impl ServeArgs {
                     egress: sealflow_egress::EgressOptions {
                         allow_list,
                         ..Default::default()
+                    },
+                    limits: limits::Limits {
+                        definition_bytes: self.max_definition_bytes,
+                        step_bytes: self.max_step_bytes,
+                        run_bytes: self.max_run_bytes,
                     },
                     ..EngineConfig::default()
                 },

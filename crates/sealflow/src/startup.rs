@@ -49,7 +49,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let workflows = Arc::new(WorkflowsService::new(store.clone()));
+        let workflows = Arc::new(WorkflowsService::new(
+            store.clone(),
+            config.engine.limits.definition_bytes,
+        ));
         let engine = Engine::new(&config.engine, store.clone(), secrets.clone())?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let runs = Arc::new(RunsService::new(store.clone(), engine.clone(), stop_rx.clone()));

@@ -76,16 +76,23 @@
 //!   secret as plain text; an engine that must encode secrets per placement
 //!   and remember them for masking uses [`Template::render_with`] /
 //!   [`TemplateString::render_string_with`] and decides per [`Tag`].
+//! - **Output is capped while rendering.** The `*_budgeted` / `*_with_budget`
+//!   forms charge a [`Budget`] (in bytes of compact JSON) for every piece
+//!   before copying it, so a template that multiplies a large value fails
+//!   with [`TooLarge`] having built at most its budget.
 
 #![forbid(unsafe_code)]
 
 mod ast;
+mod budget;
 mod parse;
 mod path;
 mod render;
+mod renderer;
 mod template;
 
 pub use ast::{Part, Tag, TemplateString};
+pub use budget::{escaped_len, json_size, Budget, Limited, TooLarge};
 pub use parse::{ParseError, ParseErrorKind, ROOTS};
 pub use path::{Path, Segment};
 pub use render::{to_text, Context, NotFound, RenderError, Resolve};

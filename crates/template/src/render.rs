@@ -1,15 +1,13 @@
-//! Rendering: the context trait, the whole-tag/in-text rules, and the
-//! per-tag hooks the engine uses to encode and record secrets.
+//! What rendering works on and reports: the context trait, tag lookup, render errors, and the
+//! text form of a value placed in a string. The renderer itself is in `renderer`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::ast::{RawPart, Tag, TemplateString};
-use crate::template::{push_token, Node, Template};
+use crate::ast::Tag;
 
 /// What tags resolve against. Every method returns `None` for "missing".
 ///
@@ -167,149 +165,4 @@ pub fn to_text(value: &Value) -> Cow<'_, str> {
         Value::String(s) => Cow::Borrowed(s),
         other => Cow::Owned(other.to_string()),
     }
-}
-
-fn strict<R: Resolve + ?Sized>(ctx: &R) -> impl FnMut(&Tag) -> Result<Value, NotFound> + '_ {
-    move |tag| tag.resolve(ctx).ok_or_else(|| NotFound { tag: tag.clone() })
-}
-
-fn lenient<R: Resolve + ?Sized>(ctx: &R) -> impl FnMut(&Tag) -> Result<Value, Infallible> + '_ {
-    move |tag| Ok(tag.resolve(ctx).unwrap_or(Value::Null))
-}
-
-fn infallible<T>(result: Result<T, RenderError<Infallible>>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(e) => match e.error {},
-    }
-}
-
-impl TemplateString {
-    /// Renders against `ctx`: a whole tag keeps its JSON type, anything else
-    /// is a JSON string. A missing value is an error naming the tag.
-    pub fn render<R: Resolve + ?Sized>(&self, ctx: &R) -> Result<Value, RenderError> {
-        self.render_located(&mut strict(ctx), "")
-    }
-
-    /// Like [`render`](Self::render), but a missing value is `null` (for
-    /// `condition.field`); it cannot fail.
-    pub fn render_lenient<R: Resolve + ?Sized>(&self, ctx: &R) -> Value {
-        infallible(self.render_located(&mut lenient(ctx), ""))
-    }
-
-    /// Renders with `f` deciding each tag's value; the whole-tag and in-text
-    /// rules are applied to what it returns ([`to_text`] in text).
-    pub fn render_value_with<E>(&self, mut f: impl FnMut(&Tag) -> Result<Value, E>) -> Result<Value, E> {
-        self.render_located(&mut f, "").map_err(|e| e.error)
-    }
-
-    /// Renders to text with `f` deciding each tag's text (e.g. URL-encoding
-    /// a secret in a URL, refusing CR/LF in a header). Borrows instead of
-    /// allocating when the string has no tags or is one whole tag.
-    pub fn render_string_with<'a, E>(
-        &'a self,
-        mut f: impl FnMut(&Tag) -> Result<Cow<'a, str>, E>,
-    ) -> Result<Cow<'a, str>, E> {
-        if let Some(tag) = self.whole_tag() {
-            return f(tag);
-        }
-        if self.is_literal() {
-            return Ok(Cow::Borrowed(self.as_str()));
-        }
-        let mut out = String::with_capacity(self.as_str().len());
-        for part in self.raw_parts() {
-            match part {
-                RawPart::Text(range) => out.push_str(&self.as_str()[range.clone()]),
-                RawPart::Tag { tag, .. } => out.push_str(&f(tag)?),
-            }
-        }
-        Ok(Cow::Owned(out))
-    }
-
-    /// The shared rendering core; errors carry `location` and the tag offset.
-    fn render_located<E, F>(&self, f: &mut F, location: &str) -> Result<Value, RenderError<E>>
-    where
-        F: FnMut(&Tag) -> Result<Value, E>,
-    {
-        let fail = |offset: usize| {
-            move |error| RenderError {
-                location: location.to_owned(),
-                offset,
-                error,
-            }
-        };
-        if let Some(tag) = self.whole_tag() {
-            return f(tag).map_err(fail(0));
-        }
-        if self.is_literal() {
-            return Ok(Value::String(self.as_str().to_owned()));
-        }
-        let mut out = String::with_capacity(self.as_str().len());
-        for part in self.raw_parts() {
-            match part {
-                RawPart::Text(range) => out.push_str(&self.as_str()[range.clone()]),
-                RawPart::Tag { tag, offset } => {
-                    let value = f(tag).map_err(fail(*offset))?;
-                    out.push_str(&to_text(&value));
-                }
-            }
-        }
-        Ok(Value::String(out))
-    }
-}
-
-impl Template {
-    /// Renders against `ctx`. A missing value is an error naming the tag and
-    /// where it is. Secrets are inserted as plain strings: an engine that
-    /// encodes or records secrets uses [`render_with`](Self::render_with).
-    pub fn render<R: Resolve + ?Sized>(&self, ctx: &R) -> Result<Value, RenderError> {
-        self.render_with(strict(ctx))
-    }
-
-    /// Like [`render`](Self::render), but a missing value is `null` (for
-    /// `condition.field`); it cannot fail.
-    pub fn render_lenient<R: Resolve + ?Sized>(&self, ctx: &R) -> Value {
-        infallible(self.render_with(lenient(ctx)))
-    }
-
-    /// Renders with `f` deciding each tag's value; the whole-tag and in-text
-    /// rules are applied to what it returns. The first error stops rendering
-    /// and is returned with the location of the tag.
-    pub fn render_with<E>(
-        &self,
-        mut f: impl FnMut(&Tag) -> Result<Value, E>,
-    ) -> Result<Value, RenderError<E>> {
-        let mut pointer = String::new();
-        render_node(self.root(), &mut f, &mut pointer)
-    }
-}
-
-fn render_node<E, F>(node: &Node, f: &mut F, pointer: &mut String) -> Result<Value, RenderError<E>>
-where
-    F: FnMut(&Tag) -> Result<Value, E>,
-{
-    Ok(match node {
-        Node::Null => Value::Null,
-        Node::Bool(b) => Value::Bool(*b),
-        Node::Number(n) => Value::Number(n.clone()),
-        Node::String(s) => s.render_located(f, pointer)?,
-        Node::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let len = push_token(pointer, &i.to_string());
-                out.push(render_node(item, f, pointer)?);
-                pointer.truncate(len);
-            }
-            Value::Array(out)
-        }
-        Node::Object(entries) => {
-            let mut out = Map::new();
-            for (key, item) in entries {
-                let len = push_token(pointer, key);
-                out.insert(key.clone(), render_node(item, f, pointer)?);
-                pointer.truncate(len);
-            }
-            Value::Object(out)
-        }
-    })
 }

@@ -47,6 +47,8 @@
 //!   that use secrets ([`headers`]).
 //! - Trigger: `manual` (default), `webhook` (optional `signing_secret`, a
 //!   secret name) or `schedule` (5-field cron, IANA zone); see [`trigger`].
+//! - Sizes: [`check_definition_size`] and the render/record limits in
+//!   [`limits`] (the server configures and applies them).
 //! - Not here: the workflow name (1–200 chars) is the server's check.
 //!
 //! # Messages
@@ -62,6 +64,7 @@
 pub mod catalogue;
 pub mod duration;
 pub mod headers;
+pub mod limits;
 pub mod model;
 pub mod steps;
 pub mod trigger;
@@ -70,6 +73,7 @@ pub mod validate;
 
 pub use catalogue::{catalogue, find, WorkflowTemplate};
 pub use duration::{parse_duration, DurationError, MAX_DELAY_SECONDS, MIN_DELAY_SECONDS};
+pub use limits::{check_definition_size, Limits};
 pub use model::{
     Branch, ConditionConfig, Definition, DelayConfig, Method, Operator, Step, StepConfig, StepType,
     TransformConfig, WebhookConfig,

@@ -83,11 +83,27 @@ pub struct WorkflowChanges {
 
 pub struct WorkflowsService {
     store: Arc<dyn Store>,
+    /// Largest definition (trigger and steps as compact JSON), `SEALFLOW_MAX_DEFINITION_BYTES`.
+    max_definition_bytes: usize,
 }
 
 impl WorkflowsService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, max_definition_bytes: usize) -> Self {
+        Self {
+            store,
+            max_definition_bytes,
+        }
+    }
+
+    /// Refuses a definition over the size limit (before the costlier validation).
+    fn check_size(&self, trigger: Option<&Value>, steps: Option<&Value>) -> Result<(), WorkflowsError> {
+        sealflow_workflow::check_definition_size(
+            trigger,
+            steps,
+            self.max_definition_bytes,
+            "SEALFLOW_MAX_DEFINITION_BYTES",
+        )
+        .map_err(WorkflowsError::from)
     }
 
     pub async fn create(
@@ -116,6 +132,7 @@ impl WorkflowsService {
         let steps = req.steps.or_else(|| template.map(|t| t.steps.clone()));
         let status = req.status.unwrap_or_else(|| "draft".to_owned());
         check_resource_fields(&name, &description, &status)?;
+        self.check_size(trigger.as_ref(), steps.as_ref())?;
         let def = sealflow_workflow::validate(trigger.as_ref(), steps.as_ref())?;
         let now = ids::now_ms();
         let trigger = def.trigger.to_json();
@@ -183,6 +200,10 @@ impl WorkflowsService {
             check_resource_fields(&next.name, &next.description, &next.status)?;
             let trigger = changes.trigger.as_ref().unwrap_or(&current.trigger);
             let steps = changes.steps.as_ref().unwrap_or(&current.steps);
+            // A rename keeps working for a definition saved under a higher limit.
+            if changes.trigger.is_some() || changes.steps.is_some() {
+                self.check_size(Some(trigger), Some(steps))?;
+            }
             let def = sealflow_workflow::validate(Some(trigger), Some(steps))?;
             next.trigger = def.trigger.to_json();
             next.steps = steps.clone();

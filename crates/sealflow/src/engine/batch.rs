@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::condition;
 use super::context::RunContext;
+use super::limits::recorded_bytes;
 use super::webhook::WebhookStep;
 use super::worker::{guard, Outcome, Shared};
 use crate::ids::now_ms;
@@ -63,9 +64,24 @@ pub(super) async fn execute_rows(
             break;
         };
         let mut items = Vec::with_capacity(rows.len());
+        let mut held = 0usize;
         for (idx, cells) in rows {
             let input = row_input(&columns, cells);
-            items.push(run_row(shared, run, def, idx, input, &mut masking, &mut lost).await?);
+            let item = run_row(shared, run, def, idx, input, &mut masking, &mut lost).await?;
+            held = held.saturating_add(recorded_bytes(item.output.as_ref(), item.error.as_deref()));
+            items.push(item);
+            // Each row may render up to the step limit: write early rather than hold a page of
+            // them (500 × 1 MiB), so a batch holds about one run's worth of results at a time.
+            if held >= shared.limits.run_bytes {
+                guard(
+                    shared
+                        .store
+                        .save_batch_items(&run.id, owner, &items, idx + 1)
+                        .await?,
+                )?;
+                items.clear();
+                held = 0;
+            }
         }
         guard(
             shared
@@ -106,6 +122,7 @@ async fn run_row(
         outputs: HashMap::new(),
         run_id: format!("{}-{idx}", run.id),
         workflow_id: run.workflow_id.clone(),
+        step_bytes: shared.limits.step_bytes,
     };
     let mut last = Value::Null;
     let mut i = 0;

@@ -4,18 +4,42 @@
 //! other pair is false. `contains` works on strings (substring), arrays (an equal element) and
 //! objects (a key). `matches` tests a string against a regular expression.
 
-use sealflow_template::{Template, TemplateString};
+use sealflow_template::{Budget, Limited, Template, TemplateString};
 use sealflow_workflow::{Branch, ConditionConfig, Definition, Operator, Step};
 use serde_json::Value;
 
 use super::context::RunContext;
+use super::limits::step_too_large;
 
-/// Renders a transform step's `output`; the error names the template path that failed.
+/// Renders a transform step's `output` under the step budget; the error names the template
+/// path that failed, or the limit.
 pub fn transform(step: &Step, ctx: &RunContext) -> Result<Value, String> {
-    step.template
-        .render(ctx)
-        .map(|rendered| rendered.get("output").cloned().unwrap_or(Value::Null))
-        .map_err(|e| format!("{}: {}", e.location.trim_start_matches('/'), e.error))
+    match step
+        .template
+        .render_budgeted(ctx, &mut Budget::new(ctx.step_bytes))
+    {
+        Ok(mut rendered) => Ok(rendered.get_mut("output").map_or(Value::Null, Value::take)),
+        Err(e) => Err(match e.error {
+            Limited::Hook(missing) => format!("{}: {missing}", e.location.trim_start_matches('/')),
+            Limited::TooLarge(_) => step_too_large("output", ctx.step_bytes),
+        }),
+    }
+}
+
+/// Renders `field` and `value` (missing paths are `null`) under one step budget.
+fn operands(c: &ConditionConfig, ctx: &RunContext) -> Result<(Value, Option<Value>), String> {
+    let mut budget = Budget::new(ctx.step_bytes);
+    let over = |_| step_too_large("condition (field and value)", ctx.step_bytes);
+    // Both were parsed when the definition was validated.
+    let field = match TemplateString::parse(&c.field) {
+        Ok(t) => t.render_lenient_budgeted(ctx, &mut budget).map_err(over)?,
+        Err(_) => Value::Null,
+    };
+    let value = match c.value.as_ref().map(Template::parse) {
+        Some(Ok(t)) => Some(t.render_lenient_budgeted(ctx, &mut budget).map_err(over)?),
+        Some(Err(_)) | None => None,
+    };
+    Ok((field, value))
 }
 
 /// Evaluates the condition step at `idx` and returns its result and the index of the step to
@@ -26,15 +50,7 @@ pub fn branch(
     c: &ConditionConfig,
     ctx: &RunContext,
 ) -> Result<(bool, usize), String> {
-    let field = TemplateString::parse(&c.field)
-        .map(|t| t.render_lenient(ctx))
-        .unwrap_or(Value::Null);
-    let value = c
-        .value
-        .as_ref()
-        .map(|v| Template::parse(v).map(|t| t.render_lenient(ctx)))
-        .transpose()
-        .unwrap_or(None);
+    let (field, value) = operands(c, ctx)?;
     let result = evaluate(c.operator, &field, value.as_ref())?;
     let target = if result {
         c.then

@@ -1,5 +1,6 @@
-//! What templates render against during a run: input, earlier outputs, run and workflow ids.
-//! Secrets are not here: webhook steps resolve them at the moment of sending (see `webhook`).
+//! What templates render against during a run: input, earlier outputs, run and workflow ids,
+//! and how many bytes one step may render (`SEALFLOW_MAX_STEP_BYTES`). Secrets are not here:
+//! webhook steps resolve them at the moment of sending (see `webhook_request`).
 
 use std::collections::HashMap;
 
@@ -10,6 +11,8 @@ pub struct RunContext {
     pub outputs: HashMap<String, Value>,
     pub run_id: String,
     pub workflow_id: String,
+    /// The render budget of each step (transform output, condition operands, webhook request).
+    pub step_bytes: usize,
 }
 
 impl sealflow_template::Resolve for RunContext {

@@ -16,9 +16,11 @@ mod batch;
 mod condition;
 mod context;
 mod ends;
+mod limits;
 mod response;
 pub mod scheduler;
 mod webhook;
+mod webhook_request;
 mod webhook_url;
 mod worker;
 
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 use sealflow_egress::{EgressClient, EgressOptions};
 use sealflow_redact::LiveRedactors;
+use sealflow_workflow::Limits;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -51,6 +54,9 @@ pub struct EngineConfig {
     /// Where runs publish their redactors for the log writer (see `telemetry`); a fresh,
     /// unobserved set by default.
     pub live_secrets: LiveRedactors,
+    /// Definition, step-render and run-record size limits (the definition one is applied by the
+    /// workflows service when saving).
+    pub limits: Limits,
 }
 
 impl Default for EngineConfig {
@@ -62,6 +68,7 @@ impl Default for EngineConfig {
             schedule_every: Duration::from_secs(1),
             egress: EgressOptions::default(),
             live_secrets: LiveRedactors::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -87,6 +94,7 @@ impl Engine {
                 egress,
                 instance,
                 lease_ms: config.lease.as_millis() as i64,
+                limits: config.limits,
                 poll: config.poll,
                 wake: Notify::new(),
                 slots: Arc::new(Semaphore::new(config.workers)),

@@ -1,5 +1,5 @@
-//! The webhook step: render the request, resolve secrets at the moment of sending, send through
-//! the egress guard with retries, and record only masked output.
+//! The webhook step: render the request (`webhook_request`, resolving secrets at the moment of
+//! sending), send through the egress guard with retries, and record only masked output.
 //!
 //! Values are encoded by where they are placed: in the URL by component (`webhook_url`; a
 //! whole-URL secret is used as the URL), a header value must not contain CR or LF, and a value in
@@ -18,32 +18,23 @@
 //! bytes live in `http`/`bytes` buffers that cannot be zeroized; they are dropped when the send
 //! finishes.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use http::HeaderMap;
+use http::header::{HeaderValue, RETRY_AFTER};
 use rand::Rng;
 use sealflow_egress::{EgressClient, OutboundRequest};
-use sealflow_redact::{LiveSlot, Redactor, MIN_FREE_TEXT_LEN};
-use sealflow_template::{Tag, Template, TemplateString};
+use sealflow_redact::{LiveSlot, Redactor};
 use sealflow_workflow::WebhookConfig;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use zeroize::Zeroizing;
 
 use super::context::RunContext;
 use super::response::read_masked_body;
-use super::webhook_url;
-use crate::domain::secrets::{SecretsError, SecretsService};
+use super::webhook_request::prepare;
+use crate::domain::secrets::SecretsService;
 
 /// Upper bound on one wait between attempts (also caps a remote `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const BASE_BACKOFF_MS: u64 = 200;
-/// Longest rendered URL (what HTTP servers commonly accept in a request line).
-const MAX_URL_BYTES: usize = 16 * 1024;
 
 /// How a webhook step ended. `output`/`error` are already masked.
 pub struct WebhookOutcome {
@@ -62,12 +53,6 @@ impl WebhookOutcome {
             attempts,
         }
     }
-}
-
-/// One resolved secret: its value and where it may be sent.
-pub(super) struct Resolved {
-    pub(super) value: SecretString,
-    pub(super) allowed_hosts: Option<Vec<String>>,
 }
 
 pub struct WebhookStep<'a> {
@@ -172,131 +157,6 @@ impl WebhookStep<'_> {
             tokio::time::sleep(backoff(attempts, retry_after)).await;
         }
     }
-}
-
-struct Prepared {
-    method: http::Method,
-    url: Zeroizing<String>,
-    headers: HeaderMap,
-    body: Option<Bytes>,
-    carries_secret: bool,
-}
-
-/// Renders the request; resolves (decrypts) the secrets it names; checks where they may go.
-async fn prepare(
-    workspace_id: &str,
-    config: &WebhookConfig,
-    ctx: &RunContext,
-    secrets: &SecretsService,
-    redactor: &mut Redactor,
-) -> Result<Prepared, String> {
-    let url_t = TemplateString::parse(&config.url).map_err(|e| format!("config.url: {e}"))?;
-    let header_ts: Vec<(&String, TemplateString)> = config
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            TemplateString::parse(v)
-                .map(|t| (k, t))
-                .map_err(|e| format!("config.headers.{k}: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    let body_t = config
-        .body
-        .as_ref()
-        .map(Template::parse)
-        .transpose()
-        .map_err(|e| format!("config.body: {e}"))?;
-
-    let mut names: Vec<String> = url_t.secret_names().into_iter().map(str::to_owned).collect();
-    for (_, t) in &header_ts {
-        names.extend(t.secret_names().into_iter().map(str::to_owned));
-    }
-    if let Some(b) = &body_t {
-        names.extend(b.secret_names().into_iter().map(str::to_owned));
-    }
-    names.sort();
-    names.dedup();
-    let mut resolved: BTreeMap<String, Resolved> = BTreeMap::new();
-    for name in &names {
-        match secrets.reveal_with_hosts(workspace_id, name).await {
-            Ok((value, allowed_hosts)) => {
-                // Stored before values this short were refused: it could not be masked.
-                if value.expose_secret().len() < MIN_FREE_TEXT_LEN {
-                    return Err(format!(
-                        "secret {name:?} is shorter than {MIN_FREE_TEXT_LEN} bytes and cannot be masked in \
-                         what runs record; store a longer value"
-                    ));
-                }
-                redactor.add(value.expose_secret());
-                resolved.insert(name.clone(), Resolved { value, allowed_hosts });
-            }
-            Err(SecretsError::NotFound(_)) => return Err(format!("secret {name:?} not found")),
-            Err(e) => {
-                tracing::error!(error = %e, secret = %name, "could not decrypt a secret");
-                return Err(format!("secret {name:?} could not be decrypted"));
-            }
-        }
-    }
-    let plain =
-        |tag: &Tag| -> Result<Value, String> { tag.resolve(ctx).ok_or_else(|| format!("{tag} not found")) };
-
-    // URL: every value encoded for the component it stands in (see `webhook_url`).
-    let url = webhook_url::render_url(&config.url, &resolved, ctx, MAX_URL_BYTES)?;
-    webhook_url::check_allowed_hosts(&url, &resolved)?;
-
-    let mut headers = HeaderMap::new();
-    for (name, t) in &header_ts {
-        let value = t.render_string_with(|tag| -> Result<Cow<'_, str>, String> {
-            match tag {
-                Tag::Secret { name } => Ok(Cow::Owned(resolved[name].value.expose_secret().to_owned())),
-                other => plain(other).map(|v| Cow::Owned(sealflow_template::to_text(&v).into_owned())),
-            }
-        })?;
-        let value = Zeroizing::new(value.into_owned());
-        if value.contains(['\r', '\n']) {
-            return Err(format!(
-                "header {name}: the rendered value contains CR or LF; refusing to send"
-            ));
-        }
-        let header_name =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header {name}: invalid name"))?;
-        let header_value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("header {name}: the rendered value is not valid"))?;
-        headers.insert(header_name, header_value);
-    }
-
-    let body = match &body_t {
-        None => None,
-        Some(t) => {
-            let rendered = t
-                .render_with(|tag| match tag {
-                    Tag::Secret { name } => {
-                        Ok(Value::String(resolved[name].value.expose_secret().to_owned()))
-                    }
-                    other => plain(other),
-                })
-                .map_err(|e| format!("config.body{}: {}", e.location, e.error))?;
-            let (bytes, content_type) = match rendered {
-                Value::String(s) => (Bytes::from(s), "text/plain; charset=utf-8"),
-                other => (
-                    Bytes::from(serde_json::to_vec(&other).expect("JSON values serialize")),
-                    "application/json",
-                ),
-            };
-            if !headers.contains_key(CONTENT_TYPE) {
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-            }
-            Some(bytes)
-        }
-    };
-    let method = http::Method::from_bytes(config.method.as_str().as_bytes()).expect("validated method");
-    Ok(Prepared {
-        method,
-        url,
-        headers,
-        body,
-        carries_secret: !resolved.is_empty(),
-    })
 }
 
 fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {

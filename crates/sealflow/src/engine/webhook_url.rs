@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::context::RunContext;
-use super::webhook::Resolved;
+use super::webhook_request::Resolved;
 
 /// Renders `url` for this run; `max_len` caps its length (the step's render budget).
 pub(super) fn render_url(

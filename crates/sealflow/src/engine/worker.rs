@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use sealflow_egress::EgressClient;
 use sealflow_redact::{LiveRedactors, Redactor};
-use sealflow_workflow::{Definition, StepConfig};
+use sealflow_workflow::{Definition, Limits, StepConfig};
 use serde_json::json;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::condition;
 use super::context::RunContext;
 use super::ends::RunEnds;
+use super::limits::RunTally;
 use super::webhook::WebhookStep;
 use crate::domain::secrets::SecretsService;
 use crate::ids::now_ms;
@@ -26,6 +27,7 @@ pub(super) struct Shared {
     pub egress: EgressClient,
     pub instance: String,
     pub lease_ms: i64,
+    pub limits: Limits,
     pub poll: Duration,
     pub wake: Notify,
     /// One permit per run executing on this instance.
@@ -210,12 +212,14 @@ async fn execute_steps(
         outputs: HashMap::new(),
         run_id: run.id.clone(),
         workflow_id: run.workflow_id.clone(),
+        step_bytes: shared.limits.step_bytes,
     };
     for step in recorded.iter().filter(|s| s.status == "completed") {
         if let Some(out) = &step.output {
             ctx.outputs.insert(step.step_id.clone(), out.clone());
         }
     }
+    let mut tally = RunTally::new(shared.limits.run_bytes, &recorded);
     let mut redactor = Redactor::new();
     // Removed from the log writer's set when this run stops executing, however it stops.
     let live = shared.live.slot();
@@ -309,6 +313,7 @@ async fn execute_steps(
                 record.attempts = outcome.attempts;
             }
         }
+        tally.charge(&mut record);
         let finished = now_ms();
         record.completed_at = Some(finished);
         // Webhook steps mask what they return; a transform may join masked pieces back into a

@@ -13,6 +13,20 @@ pub async fn store_secret(app: &TestApp, name: &str, value: &str) {
     assert_eq!(status, 201, "{res}");
 }
 
+/// Issues an admin key of workspace `acme` straight into the SQLite database under `data_dir`
+/// (of a server process that has created it), as `sealflow apikey create` would.
+pub async fn admin_key_in(data_dir: &std::path::Path) -> String {
+    use secrecy::ExposeSecret;
+    let url = format!("sqlite://{}", data_dir.join("sealflow.db").display());
+    let store = sealflow::store::open(&url)
+        .await
+        .expect("open the server's database");
+    let ws = store.ensure_workspace("acme").await.expect("workspace");
+    let issued = sealflow::auth::issue_api_key(&ws.id, "test", sealflow::store::Role::Admin);
+    store.insert_api_key(&issued.record).await.expect("insert key");
+    issued.key.expose_secret().to_owned()
+}
+
 /// Writes an active, manually triggered workflow of workspace `acme` with these `steps` into the
 /// store without validating them; returns its id.
 pub async fn insert_unvalidated_workflow(app: &TestApp, steps: Value) -> String {
