@@ -44,6 +44,14 @@ fn unlimited<E>(e: RenderError<Limited<E>>) -> RenderError<E> {
     }
 }
 
+/// The value of a lenient rendering under an unlimited budget, which cannot fail.
+fn never_over(result: Result<Value, RenderError<TooLarge>>) -> Value {
+    match result {
+        Ok(value) => value,
+        Err(_) => unreachable!("an unlimited budget cannot be exceeded"),
+    }
+}
+
 /// Drops the hook case from a lenient rendering's error.
 fn lenient_error(e: RenderError<Limited<Infallible>>) -> RenderError<TooLarge> {
     RenderError {
@@ -67,10 +75,7 @@ impl TemplateString {
     /// Like [`render`](Self::render), but a missing value is `null` (for
     /// `condition.field`); it cannot fail.
     pub fn render_lenient<R: Resolve + ?Sized>(&self, ctx: &R) -> Value {
-        match self.render_lenient_budgeted(ctx, &mut Budget::unlimited()) {
-            Ok(value) => value,
-            Err(_) => unreachable!("an unlimited budget cannot be exceeded"),
-        }
+        never_over(self.render_lenient_budgeted(ctx, &mut Budget::unlimited()))
     }
 
     /// [`render_lenient`](Self::render_lenient) charging `budget`.
@@ -207,10 +212,7 @@ impl Template {
     /// Like [`render`](Self::render), but a missing value is `null` (for
     /// `condition.field`); it cannot fail.
     pub fn render_lenient<R: Resolve + ?Sized>(&self, ctx: &R) -> Value {
-        match self.render_lenient_budgeted(ctx, &mut Budget::unlimited()) {
-            Ok(value) => value,
-            Err(_) => unreachable!("an unlimited budget cannot be exceeded"),
-        }
+        never_over(self.render_lenient_budgeted(ctx, &mut Budget::unlimited()))
     }
 
     /// [`render_lenient`](Self::render_lenient) charging `budget`.
