@@ -86,12 +86,13 @@ pub enum KeyCommand {
 }
 
 /// Runs the parsed command; errors are printed in full and give a non-zero exit code.
-pub async fn run(cli: Cli) -> ExitCode {
+/// `live_secrets` is the log writer's set of run redactors ([`crate::telemetry::init`]).
+pub async fn run(cli: Cli, live_secrets: sealflow_redact::LiveRedactors) -> ExitCode {
     let result = match cli.command {
         Command::Secrets { client, command } => return client::run(client, Verb::Secrets(command)).await,
         Command::Workflows { client, command } => return client::run(client, Verb::Workflows(command)).await,
         Command::Runs { client, command } => return client::run(client, Verb::Runs(command)).await,
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, live_secrets).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Apikey(ApikeyCommand::Create(args)) => apikey_create(args).await,
         Command::Key(KeyCommand::Generate) => {
@@ -109,13 +110,14 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, live_secrets: sealflow_redact::LiveRedactors) -> anyhow::Result<()> {
     for var in crate::config::unknown_env_vars() {
         tracing::warn!(variable = %var, "unknown SEALFLOW_ variable ignored (a typo?)");
     }
-    let config = args
+    let mut config = args
         .into_config()
         .map_err(|problems| anyhow::anyhow!("invalid configuration:\n  - {}", problems.join("\n  - ")))?;
+    config.engine.live_secrets = live_secrets;
     let app = crate::startup::Application::build(config).await?;
     let shutdown = crate::startup::shutdown_signal();
     tracing::info!(address = %app.local_addr(), "sealflow listening");

@@ -7,6 +7,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = sealflow::cli::Cli::parse();
-    sealflow::telemetry::init();
-    sealflow::cli::run(cli).await
+    let live_secrets = sealflow::telemetry::init();
+    sealflow::cli::run(cli, live_secrets).await
 }

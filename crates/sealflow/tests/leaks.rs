@@ -539,3 +539,55 @@ async fn secrets_shorter_than_four_bytes_are_refused_and_a_stored_short_one_fail
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(rx.count(), 0, "nothing was sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_line_holds_a_secret_even_at_trace_level() {
+    let mut rng = rand::thread_rng();
+    let ip = format!(
+        "127.{}.{}.{}",
+        rng.gen_range(1..255),
+        rng.gen_range(0..255),
+        rng.gen_range(1..255)
+    );
+    let internal = Receiver::start_on(&ip).await;
+    let rx = Receiver::start().await;
+    let mut scene = Scene::start("trace");
+    let label = format!("Sv{}Q", sealflow::ids::random_base62(30));
+    let token = random_secret_value();
+    let port = internal.base.rsplit(':').next().unwrap().to_owned();
+    let host = rx.base.trim_start_matches("http://");
+    let url = format!(
+        "http://u{}:{}@{host}/echo/{}",
+        random_secret_value(),
+        random_secret_value(),
+        random_secret_value()
+    );
+    scene.secret("SUBDOMAIN", &label, None).await;
+    scene.secret("INTERNAL_HOST", &ip, None).await;
+    scene.secret("TOKEN", &token, None).await;
+    scene.secret("HOOK_URL", &url, None).await;
+    // The HTTP client logs connection destinations (the host label, the address) at debug and
+    // trace; the echo puts the token and the URL's parts into the response the engine reads.
+    scene
+        .run(json!([webhook(
+            "unreachable",
+            json!({"url": "http://{{secrets.SUBDOMAIN}}.invalid/x", "retries": 0})
+        ),]))
+        .await;
+    scene
+        .run(json!([
+            webhook("internal", json!({"url": format!("http://{{{{secrets.INTERNAL_HOST}}}}:{port}/ok"), "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"}, "body": {"v": "{{secrets.TOKEN}}"}})),
+            webhook("whole", json!({"url": "{{secrets.HOOK_URL}}", "body": {"v": "{{secrets.TOKEN}}"}})),
+        ]))
+        .await;
+    assert_eq!(internal.count(), 1);
+    assert_eq!(rx.count(), 1);
+    let evidence = scene.finish().await;
+    assert!(
+        evidence.contains("server log", "TRACE"),
+        "the log was written at trace level"
+    );
+    for value in [&label, &ip, &token, &url] {
+        evidence.assert_value_absent(value);
+    }
+}
