@@ -267,6 +267,22 @@ fn digits(n: usize) -> String {
     out
 }
 
+/// A loopback address other than 127.0.0.1, for a receiver whose address is a secret.
+fn random_loopback_ip() -> String {
+    let mut rng = rand::thread_rng();
+    format!(
+        "127.{}.{}.{}",
+        rng.gen_range(1..255),
+        rng.gen_range(0..255),
+        rng.gen_range(1..255)
+    )
+}
+
+/// A mixed-case host label: the URL parser lowercases hosts, so only a case-blind mask finds it.
+fn mixed_case_label() -> String {
+    format!("Sv{}Q", sealflow::ids::random_base62(30))
+}
+
 fn webhook(id: &str, config: Value) -> Value {
     json!({"id": id, "type": "webhook", "config": config})
 }
@@ -395,18 +411,11 @@ async fn numeric_secrets_echoed_as_json_numbers_or_numeric_text_are_masked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_in_the_url_host_is_masked_in_step_errors_and_run_errors() {
-    let mut rng = rand::thread_rng();
-    let ip = format!(
-        "127.{}.{}.{}",
-        rng.gen_range(1..255),
-        rng.gen_range(0..255),
-        rng.gen_range(1..255)
-    );
+    let ip = random_loopback_ip();
     let failing = Receiver::start_on(&ip).await;
     let port = failing.base.rsplit(':').next().unwrap().to_owned();
     let mut scene = Scene::start("info");
-    // Mixed case: the URL parser lowercases hosts, so only a case-insensitive mask finds it.
-    let label = format!("Sv{}Q", sealflow::ids::random_base62(30));
+    let label = mixed_case_label();
     scene.secret("SUBDOMAIN", &label, None).await;
     scene.secret("INTERNAL_HOST", &ip, None).await;
     let unreachable = scene
@@ -542,17 +551,11 @@ async fn secrets_shorter_than_four_bytes_are_refused_and_a_stored_short_one_fail
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_log_line_holds_a_secret_even_at_trace_level() {
-    let mut rng = rand::thread_rng();
-    let ip = format!(
-        "127.{}.{}.{}",
-        rng.gen_range(1..255),
-        rng.gen_range(0..255),
-        rng.gen_range(1..255)
-    );
+    let ip = random_loopback_ip();
     let internal = Receiver::start_on(&ip).await;
     let rx = Receiver::start().await;
     let mut scene = Scene::start("trace");
-    let label = format!("Sv{}Q", sealflow::ids::random_base62(30));
+    let label = mixed_case_label();
     let token = random_secret_value();
     let port = internal.base.rsplit(':').next().unwrap().to_owned();
     let host = rx.base.trim_start_matches("http://");
