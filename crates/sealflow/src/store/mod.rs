@@ -214,6 +214,22 @@ pub trait MasterKeyRepo {
     async fn insert_master_key_check(&self, id: &str, check: &[u8], at_ms: i64) -> StoreResult<()>;
 }
 
+/// Webhook signatures already accepted, so a replayed signed call is refused on every instance.
+#[async_trait]
+pub trait HookSignatureRepo {
+    /// Records `signature` as used for `workflow_id` until `expires_at_ms` (and drops records that
+    /// expired before `now_ms`); false if it was already recorded: the call is a replay.
+    async fn remember_hook_signature(
+        &self,
+        workflow_id: &str,
+        signature: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Forgets a recorded signature whose call was refused afterwards, so it may be sent again.
+    async fn forget_hook_signature(&self, workflow_id: &str, signature: &str) -> StoreResult<()>;
+}
+
 /// Everything the application needs from a backend.
 #[async_trait]
 pub trait Store:
@@ -225,6 +241,7 @@ pub trait Store:
     + WorkflowRepo
     + RunRepo
     + MasterKeyRepo
+    + HookSignatureRepo
     + Send
     + Sync
 {

@@ -15,6 +15,7 @@
 mod accounts;
 mod files;
 mod key_admin;
+mod hooks;
 mod rows;
 mod runs;
 mod workflows;
