@@ -93,7 +93,7 @@ mod template;
 
 pub use ast::{Part, Tag, TemplateString};
 pub use budget::{escaped_len, json_size, Budget, Limited, TooLarge};
-pub use parse::{ParseError, ParseErrorKind, ROOTS};
+pub use parse::{ParseError, ParseErrorKind, MAX_ECHO_CHARS, MAX_PATH_SEGMENTS, MAX_SEGMENT_BYTES, ROOTS};
 pub use path::{Path, Segment};
 pub use render::{to_text, Context, NotFound, RenderError, Resolve};
 pub use template::{TagRef, Template};

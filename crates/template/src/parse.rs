@@ -13,6 +13,21 @@ pub const ROOTS: [&str; 5] = ["input", "steps", "secrets", "run", "workflow"];
 const MAX_STEP_ID: usize = 64;
 /// Longest secret name accepted (`[A-Za-z_][A-Za-z0-9_]{0,127}`).
 const MAX_SECRET_NAME: usize = 128;
+/// Most segments a path may have after its root (`input.a.b` has two). Real data is rarely
+/// nested deeper; the cap keeps a tag, and every message naming it, small.
+pub const MAX_PATH_SEGMENTS: usize = 32;
+/// Longest path segment, in bytes.
+pub const MAX_SEGMENT_BYTES: usize = 256;
+/// Longest piece of template text an error message repeats; longer text is cut, ending in `…`.
+pub const MAX_ECHO_CHARS: usize = 100;
+
+/// `text`, cut to [`MAX_ECHO_CHARS`] characters for a message.
+pub(crate) fn echo(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
 
 /// A malformed template: what is wrong, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +118,12 @@ pub enum ParseErrorKind {
         /// The offending segment.
         segment: String,
     },
+    /// More than [`MAX_PATH_SEGMENTS`] segments after the root (offset: the first one too many).
+    #[error("path too deep: at most {MAX_PATH_SEGMENTS} segments after the root")]
+    PathTooDeep,
+    /// A segment over [`MAX_SEGMENT_BYTES`] bytes (offset: the segment).
+    #[error("path segment too long: at most {MAX_SEGMENT_BYTES} bytes")]
+    SegmentTooLong,
     /// `{{steps}}` (offset: end of the tag body).
     #[error("missing step id: expected `steps.ID.output`")]
     MissingStepId,
@@ -233,23 +254,24 @@ fn parse_tag(body: &str, base: usize, open: usize) -> Result<Tag> {
         return Err((root_offset, ParseErrorKind::EmptySegment));
     }
     if !ROOTS.contains(&root) {
-        return Err((
-            root_offset,
-            ParseErrorKind::UnknownRoot {
-                root: root.to_owned(),
-            },
-        ));
+        return Err((root_offset, ParseErrorKind::UnknownRoot { root: echo(root) }));
     }
     let rest = &segments[1..];
+    if rest.len() > MAX_PATH_SEGMENTS {
+        return Err((rest[MAX_PATH_SEGMENTS].0, ParseErrorKind::PathTooDeep));
+    }
     for &(offset, segment) in rest {
         if segment.is_empty() {
             return Err((offset, ParseErrorKind::EmptySegment));
+        }
+        if segment.len() > MAX_SEGMENT_BYTES {
+            return Err((offset, ParseErrorKind::SegmentTooLong));
         }
         if !is_key_segment(segment) {
             return Err((
                 offset,
                 ParseErrorKind::InvalidSegment {
-                    segment: segment.to_owned(),
+                    segment: echo(segment),
                 },
             ));
         }
@@ -274,7 +296,7 @@ fn parse_steps(rest: &[(usize, &str)], end: usize) -> Result<Tag> {
         return Err((
             id_offset,
             ParseErrorKind::InvalidStepId {
-                step_id: step_id.to_owned(),
+                step_id: echo(step_id),
             },
         ));
     }
@@ -287,7 +309,7 @@ fn parse_steps(rest: &[(usize, &str)], end: usize) -> Result<Tag> {
             offset,
             ParseErrorKind::ExpectedOutput {
                 step_id: step_id.to_owned(),
-                found: Some(found.to_owned()),
+                found: Some(echo(found)),
             },
         )),
         None => Err((
@@ -307,9 +329,7 @@ fn parse_secret(rest: &[(usize, &str)], end: usize) -> Result<Tag> {
     if !is_secret_name(name) {
         return Err((
             name_offset,
-            ParseErrorKind::InvalidSecretName {
-                name: name.to_owned(),
-            },
+            ParseErrorKind::InvalidSecretName { name: echo(name) },
         ));
     }
     if let Some(&(offset, _)) = rest.get(1) {
@@ -334,7 +354,7 @@ fn parse_id(rest: &[(usize, &str)], end: usize, root: &'static str, tag: Tag) ->
             *offset,
             ParseErrorKind::UnknownField {
                 root,
-                field: (*field).to_owned(),
+                field: echo(*field),
             },
         )),
     }
@@ -352,7 +372,7 @@ fn parse_path(segments: &[(usize, &str)]) -> Result<Path> {
                 (
                     offset,
                     ParseErrorKind::InvalidIndex {
-                        segment: segment.to_owned(),
+                        segment: echo(segment),
                     },
                 )
             };

@@ -121,9 +121,10 @@ impl Tag {
 }
 
 /// A tag whose value is missing in strict rendering. Displays as
-/// `<tag path> not found`, e.g. `input.user.email not found`.
+/// `<tag path> not found`, e.g. `input.user.email not found`, the path cut
+/// to [`MAX_ECHO_CHARS`](crate::parse::MAX_ECHO_CHARS) characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{tag} not found")]
+#[error("{} not found", crate::parse::echo(&.tag.to_string()))]
 pub struct NotFound {
     /// The missing tag.
     pub tag: Tag,
