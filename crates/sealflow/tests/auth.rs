@@ -162,6 +162,61 @@ async fn hs256_jwts_work_and_expired_forged_or_misaddressed_ones_are_401() {
     }
 }
 
+#[tokio::test]
+async fn configured_issuer_and_audience_are_required_and_a_future_nbf_is_refused() {
+    let app =
+        TestApp::spawn_with(|c| c.jwt = Some(jwt_config(JwtKey::Secret(SecretString::from(HS_SECRET)))))
+            .await;
+    let without = |claim: &str| {
+        let mut c = claims("acme", "member", now() + 600);
+        c.as_object_mut().unwrap().remove(claim);
+        c
+    };
+    let with_nbf = |nbf: i64| {
+        let mut c = claims("acme", "member", now() + 600);
+        c["nbf"] = json!(nbf);
+        c
+    };
+    let mut numeric_iss = claims("acme", "member", now() + 600);
+    numeric_iss["iss"] = json!(42);
+    let cases = [
+        ("no iss", without("iss"), "iss"),
+        ("no aud", without("aud"), "aud"),
+        ("iss not a string", numeric_iss, "iss"),
+        ("nbf in 5 minutes", with_nbf(now() + 300), "not valid yet"),
+    ];
+    for (what, c, needle) in cases {
+        let token = hs256(&c, HS_SECRET);
+        let (status, body) = status_with(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        let message = assert_error_shape(&body, "unauthorized");
+        assert!(message.contains(needle), "{what}: {message}");
+    }
+    // Within the leeway, and in the past, nbf is fine.
+    for nbf in [now() + 5, now() - 60] {
+        let token = hs256(&with_nbf(nbf), HS_SECRET);
+        let (status, body) = status_with(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(status, 200, "nbf {nbf}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_configured_issuer_or_audience_tokens_need_neither() {
+    let app = TestApp::spawn_with(|c| {
+        let mut jwt = jwt_config(JwtKey::Secret(SecretString::from(HS_SECRET)));
+        jwt.issuer = None;
+        jwt.audience = None;
+        c.jwt = Some(jwt);
+    })
+    .await;
+    let mut bare = claims("acme", "member", now() + 600);
+    bare.as_object_mut().unwrap().remove("iss");
+    bare.as_object_mut().unwrap().remove("aud");
+    let token = hs256(&bare, HS_SECRET);
+    let (status, body) = status_with(&app, Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 fn b64url(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)

@@ -2,7 +2,9 @@
 //!
 //! Exactly one algorithm is accepted, the one the configured key implies, so a token signed with
 //! another algorithm (including `none`, or HS256 "signed" with a public key) is refused. `exp` is
-//! required; `iss` and `aud` are checked when configured. The workspace and role claim names are
+//! required; a configured issuer or audience makes `iss` / `aud` required too (a token that
+//! leaves the claim out is refused, not waved through); `nbf`, when present, is honoured. Clock
+//! leeway is [`LEEWAY_SECS`] for `exp` and `nbf`. The workspace and role claim names are
 //! configurable so tokens from an external identity provider can be used.
 
 use jsonwebtoken::{decode, errors::ErrorKind, Algorithm, DecodingKey, Validation};
@@ -52,6 +54,9 @@ pub struct Claims {
     pub role: Role,
 }
 
+/// Clock skew tolerated between the token issuer and this server, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
@@ -85,8 +90,16 @@ impl JwtVerifier {
             }
         };
         let mut validation = Validation::new(alg);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 30;
+        let mut required = vec!["exp"];
+        if config.issuer.is_some() {
+            required.push("iss");
+        }
+        if config.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         match &config.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -108,10 +121,15 @@ impl JwtVerifier {
         let data = decode::<Map<String, Value>>(token, &self.key, &self.validation).map_err(|e| {
             AuthError::Invalid(match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
                 ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
                 ErrorKind::InvalidAudience => "the token's audience is not accepted",
                 ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted",
-                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp)",
+                ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+                    "iss" => "the token lacks the required iss claim",
+                    "aud" => "the token lacks the required aud claim",
+                    _ => "the token lacks the required exp claim",
+                },
                 ErrorKind::InvalidSignature => "the token's signature is invalid",
                 _ => "the token is malformed or invalid",
             })
