@@ -169,24 +169,19 @@ async fn webhook_ingest_starts_runs_and_refuses_unknown_rotated_paused_and_bad_b
 #[tokio::test]
 async fn signed_webhooks_need_a_fresh_valid_signature() {
     let app = TestApp::spawn().await;
-    assert_eq!(
-        app.post(
-            "/api/workflows/secrets",
-            &app.admin_key,
-            &json!({"name": "HOOK_KEY", "value": "signing-key-123"})
-        )
-        .await
-        .0,
-        201
-    );
     let (_, wf) = app
         .post(
             "/api/workflows",
             &app.admin_key,
             &json!({"name": "signed", "status": "active",
-        "trigger": {"type": "webhook", "config": {"signing_secret": "HOOK_KEY"}}}),
+        "trigger": {"type": "webhook", "config": {"signed": true}}}),
         )
         .await;
+    let key = wf["webhook_signing_key"]
+        .as_str()
+        .expect("key shown on create")
+        .to_owned();
+    assert!(key.starts_with("whsec_") && key.len() >= 40, "{key}");
     let url = wf["webhook_url"].as_str().unwrap().to_owned();
     let body = r#"{"event":"paid"}"#;
     let now = (chrono::Utc::now().timestamp()).to_string();
@@ -196,7 +191,7 @@ async fn signed_webhooks_need_a_fresh_valid_signature() {
         ("no headers", vec![], 401),
         (
             "no timestamp",
-            vec![("x-signature-256", sign("signing-key-123", &now, body))],
+            vec![("x-signature-256", sign(&key, &now, body))],
             401,
         ),
         ("no signature", vec![("x-signature-timestamp", now.clone())], 401),
@@ -212,7 +207,7 @@ async fn signed_webhooks_need_a_fresh_valid_signature() {
             "stale",
             vec![
                 ("x-signature-timestamp", stale.clone()),
-                ("x-signature-256", sign("signing-key-123", &stale, body)),
+                ("x-signature-256", sign(&key, &stale, body)),
             ],
             401,
         ),
@@ -220,7 +215,7 @@ async fn signed_webhooks_need_a_fresh_valid_signature() {
             "timestamp swapped",
             vec![
                 ("x-signature-timestamp", now.clone()),
-                ("x-signature-256", sign("signing-key-123", &stale, body)),
+                ("x-signature-256", sign(&key, &stale, body)),
             ],
             401,
         ),
@@ -236,7 +231,7 @@ async fn signed_webhooks_need_a_fresh_valid_signature() {
             "good",
             vec![
                 ("x-signature-timestamp", now.clone()),
-                ("x-signature-256", sign("signing-key-123", &now, body)),
+                ("x-signature-256", sign(&key, &now, body)),
             ],
             202,
         ),
@@ -251,7 +246,7 @@ async fn signed_webhooks_need_a_fresh_valid_signature() {
     // A body changed after signing fails.
     let headers = vec![
         ("x-signature-timestamp", now.clone()),
-        ("x-signature-256", sign("signing-key-123", &now, body)),
+        ("x-signature-256", sign(&key, &now, body)),
     ];
     assert_eq!(hook(&app, &url, r#"{"event":"refund"}"#, &headers).await.0, 401);
     let (_, runs) = app.get("/api/workflows/runs", &app.admin_key).await;

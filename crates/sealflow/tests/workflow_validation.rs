@@ -271,10 +271,10 @@ fn cases() -> Vec<Case> {
             None,
         ),
         (
-            "bad signing secret name",
-            json!({"name": "x", "trigger": {"type": "webhook", "config": {"signing_secret": "not-a-name"}}}),
+            "a stored secret named as the signing key",
+            json!({"name": "x", "trigger": {"type": "webhook", "config": {"signing_secret": "HOOK_KEY"}}}),
             422,
-            vec!["signing_secret"],
+            vec!["signing_secret", "signed"],
             None,
         ),
         (
@@ -365,7 +365,7 @@ async fn a_valid_definition_of_every_step_and_trigger_type_is_accepted() {
     ]);
     for trigger in [
         json!({"type": "manual"}),
-        json!({"type": "webhook", "config": {"signing_secret": "HOOK_KEY"}}),
+        json!({"type": "webhook", "config": {"signed": true}}),
         json!({"type": "schedule", "config": {"cron": "*/5 * * * *", "timezone": "Europe/Berlin"}}),
     ] {
         let (status, wf) = app

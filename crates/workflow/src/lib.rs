@@ -45,8 +45,9 @@
 //! - Webhook headers: framing/hop-by-hop headers and `X-Sealflow-Delivery`
 //!   are refused, routing headers (`Host`, `X-Forwarded-*`, …) too in steps
 //!   that use secrets ([`headers`]).
-//! - Trigger: `manual` (default), `webhook` (optional `signing_secret`, a
-//!   secret name) or `schedule` (5-field cron, IANA zone); see [`trigger`].
+//! - Trigger: `manual` (default), `webhook` (optional `signed: true`: calls
+//!   carry an HMAC made with a server-generated key) or `schedule` (5-field
+//!   cron, IANA zone); see [`trigger`].
 //! - Sizes: [`check_definition_size`] and the render/record limits in
 //!   [`limits`] (the server configures and applies them).
 //! - Not here: the workflow name (1–200 chars) is the server's check.

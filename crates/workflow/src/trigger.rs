@@ -35,7 +35,7 @@ use croner::Cron;
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
-use crate::validate::{is_secret_name, show, Invalid};
+use crate::validate::{show, Invalid};
 
 /// Longest cron expression accepted, in bytes.
 pub const MAX_CRON_LEN: usize = 200;
@@ -62,9 +62,11 @@ pub enum Trigger {
     Manual,
     /// A `POST` to the workflow's hook URL starts a run.
     Webhook {
-        /// Name of the secret whose value signs requests (HMAC-SHA256); no
-        /// check when `None`.
-        signing_secret: Option<String>,
+        /// Calls must carry an HMAC-SHA256 signature made with the key the
+        /// server generated for this workflow. Never a stored secret: a
+        /// signature check keyed with a secret the caller can name is an
+        /// oracle that confirms guesses of that secret's value.
+        signed: bool,
     },
     /// A cron schedule in a time zone.
     Schedule {
@@ -89,10 +91,8 @@ impl Trigger {
     /// in (`config` is `{}` for manual and for an unsigned webhook).
     pub fn to_json(&self) -> Value {
         let config = match self {
-            Trigger::Manual | Trigger::Webhook { signing_secret: None } => json!({}),
-            Trigger::Webhook {
-                signing_secret: Some(name),
-            } => json!({ "signing_secret": name }),
+            Trigger::Manual | Trigger::Webhook { signed: false } => json!({}),
+            Trigger::Webhook { signed: true } => json!({ "signed": true }),
             Trigger::Schedule { cron, timezone } => json!({ "cron": cron, "timezone": timezone }),
         };
         json!({ "type": self.kind(), "config": config })
@@ -162,10 +162,18 @@ pub fn validate_trigger(trigger: Option<&Value>) -> Result<Trigger, Invalid> {
         }
     };
     let allowed: &[&str] = match kind {
-        "webhook" => &["signing_secret"],
+        "webhook" => &["signed"],
         "schedule" => &["cron", "timezone"],
         _ => &[],
     };
+    if kind == "webhook" && config.contains_key("signing_secret") {
+        return Err(Invalid::root(
+            "trigger.config.signing_secret",
+            "trigger.config.signing_secret is not accepted: the server generates each workflow's \
+             signing key; set trigger.config.signed to true and read webhook_signing_key from the \
+             create, update or rotate response",
+        ));
+    }
     if let Some(key) = config.keys().find(|k| !allowed.contains(&k.as_str())) {
         let rule = if allowed.is_empty() {
             format!("{kind} triggers take no config")
@@ -185,18 +193,13 @@ pub fn validate_trigger(trigger: Option<&Value>) -> Result<Trigger, Invalid> {
 }
 
 fn webhook_trigger(config: &Map<String, Value>) -> Result<Trigger, Invalid> {
-    const FIELD: &str = "trigger.config.signing_secret";
-    let signing_secret = match config.get("signing_secret") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(name)) if is_secret_name(name) => Some(name.clone()),
-        Some(_) => {
-            return Err(Invalid::root(
-                FIELD,
-                format!("{FIELD} must be a secret name matching ^[A-Za-z_][A-Za-z0-9_]{{0,127}}$"),
-            ))
-        }
+    const FIELD: &str = "trigger.config.signed";
+    let signed = match config.get("signed") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(signed)) => *signed,
+        Some(_) => return Err(Invalid::root(FIELD, format!("{FIELD} must be true or false"))),
     };
-    Ok(Trigger::Webhook { signing_secret })
+    Ok(Trigger::Webhook { signed })
 }
 
 fn schedule_trigger(config: &Map<String, Value>) -> Result<Trigger, Invalid> {
@@ -432,7 +435,7 @@ mod tests {
     #[test]
     fn next_after_is_none_for_other_triggers_and_far_dates() {
         assert_eq!(Trigger::Manual.next_after(at("2026-01-01T00:00:00Z")), None);
-        let hook = Trigger::Webhook { signing_secret: None };
+        let hook = Trigger::Webhook { signed: false };
         assert_eq!(hook.next_after(at("2026-01-01T00:00:00Z")), None);
         let t = schedule("0 0 1 1 *", "UTC");
         assert_eq!(t.next_after(DateTime::<Utc>::MAX_UTC), None);

@@ -45,7 +45,7 @@ fn key() -> impl Strategy<Value = String> {
         4 => prop::sample::select(vec![
             "id", "type", "config", "url", "method", "headers", "body", "timeout_ms", "retries",
             "field", "operator", "value", "then", "else", "seconds", "duration", "output", "cron",
-            "timezone", "signing_secret",
+            "timezone", "signed",
         ])
         .prop_map(str::to_owned),
         1 => "[ -~]{0,6}",

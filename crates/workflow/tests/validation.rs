@@ -596,18 +596,20 @@ fn invalid_trigger_matrix() {
         ),
         (
             json!({"type": "webhook", "config": {"secret": "X"}}),
-            r#"trigger.config has unknown key "secret"; webhook trigger config keys are signing_secret"#,
+            r#"trigger.config has unknown key "secret"; webhook trigger config keys are signed"#,
             "trigger.config.secret",
         ),
         (
-            json!({"type": "webhook", "config": {"signing_secret": "not-a-name"}}),
-            "trigger.config.signing_secret must be a secret name matching ^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+            json!({"type": "webhook", "config": {"signing_secret": "HOOK_KEY"}}),
+            "trigger.config.signing_secret is not accepted: the server generates each workflow's \
+             signing key; set trigger.config.signed to true and read webhook_signing_key from the \
+             create, update or rotate response",
             "trigger.config.signing_secret",
         ),
         (
-            json!({"type": "webhook", "config": {"signing_secret": "{{secrets.X}}"}}),
-            "trigger.config.signing_secret must be a secret name matching ^[A-Za-z_][A-Za-z0-9_]{0,127}$",
-            "trigger.config.signing_secret",
+            json!({"type": "webhook", "config": {"signed": "yes"}}),
+            "trigger.config.signed must be true or false",
+            "trigger.config.signed",
         ),
         (
             json!({"type": "schedule", "config": {"cron": "* * * * *", "tz": "UTC"}}),
@@ -889,15 +891,18 @@ fn triggers_round_trip_to_canonical_json() {
         ),
         (
             Some(json!({"type": "webhook", "config": {}})),
-            Trigger::Webhook { signing_secret: None },
+            Trigger::Webhook { signed: false },
             json!({"type": "webhook", "config": {}}),
         ),
         (
-            Some(json!({"type": "webhook", "config": {"signing_secret": "HOOK_KEY"}})),
-            Trigger::Webhook {
-                signing_secret: Some("HOOK_KEY".into()),
-            },
-            json!({"type": "webhook", "config": {"signing_secret": "HOOK_KEY"}}),
+            Some(json!({"type": "webhook", "config": {"signed": false}})),
+            Trigger::Webhook { signed: false },
+            json!({"type": "webhook", "config": {}}),
+        ),
+        (
+            Some(json!({"type": "webhook", "config": {"signed": true}})),
+            Trigger::Webhook { signed: true },
+            json!({"type": "webhook", "config": {"signed": true}}),
         ),
         (
             Some(json!({"type": "schedule", "config": {"cron": " */5 * * * * "}})),

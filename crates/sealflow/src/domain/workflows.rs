@@ -178,13 +178,15 @@ impl WorkflowsService {
         Ok(self.store.list_workflows(workspace_id, status, page).await?)
     }
 
-    /// Applies `changes`, validating the resulting whole definition, as version + 1.
+    /// Applies `changes`, validating the resulting whole definition, as version + 1. The flag
+    /// says whether the update gave the workflow a new webhook signing key (signing turned on),
+    /// the one moment besides create and rotate when the key is shown.
     pub async fn update(
         &self,
         workspace_id: &str,
         id: &str,
         changes: WorkflowChanges,
-    ) -> Result<WorkflowRecord, WorkflowsError> {
+    ) -> Result<(WorkflowRecord, bool), WorkflowsError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get(workspace_id, id).await?;
             let mut next = current.clone();
@@ -211,7 +213,9 @@ impl WorkflowsService {
             next.version = current.version + 1;
             next.updated_at = ids::now_ms().max(current.updated_at);
             if self.store.update_workflow(&next, current.version).await? {
-                return Ok(next);
+                let new_key = is_signed(&next.trigger)
+                    && (!is_signed(&current.trigger) || next.webhook_token != current.webhook_token);
+                return Ok((next, new_key));
             }
         }
         Err(WorkflowsError::Busy(id.to_owned()))
@@ -286,6 +290,14 @@ fn check_resource_fields(name: &str, description: &str, status: &str) -> Result<
 /// A webhook-triggered workflow keeps its token (or gets a new one); others have none.
 fn webhook_token_for(trigger: &Value, current: Option<&str>) -> Option<String> {
     (trigger["type"] == "webhook").then(|| current.map_or_else(|| ids::random_base62(32), str::to_owned))
+}
+
+/// Whether ingest calls must be signed. A definition saved before signing keys were generated
+/// by the server may still name a `signing_secret`: it stays signed (with the generated key, shown
+/// on rotate), never silently unsigned.
+pub fn is_signed(trigger: &Value) -> bool {
+    let config = &trigger["config"];
+    config["signed"] == Value::Bool(true) || !config["signing_secret"].is_null()
 }
 
 /// The public URL of a webhook token.

@@ -1,18 +1,19 @@
 //! `/workflows`: list, create (optionally from a template), get, update, delete, versions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{JsonBody, Path, QueryParams};
 use super::paging::Paging;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::{Access, Principal};
-use crate::domain::workflows::{webhook_url, NewWorkflow, WorkflowChanges};
+use crate::domain::workflows::{is_signed, webhook_url, NewWorkflow, WorkflowChanges};
 use crate::ids::rfc3339;
 use crate::store::WorkflowRecord;
 
@@ -40,15 +41,42 @@ pub struct WorkflowView {
     steps: Value,
     template_id: Option<String>,
     version: i64,
+    /// The ingest URL (its token is a credential): shown only to roles that may run the
+    /// workflow (`admin`, `member`); `null` for `readonly` and for non-webhook triggers.
     webhook_url: Option<String>,
+    /// The key that signs ingest calls of a `signed` webhook trigger, shown once: in the
+    /// response that created it (create, the update that turned signing on, rotate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_signing_key: Option<String>,
     created_at: String,
     updated_at: String,
 }
 
+/// What a response may show of a workflow's ingest credentials.
+struct Credentials<'a> {
+    public_base: &'a str,
+    /// The caller may run the workflow, so may see the URL that runs it.
+    may_run: bool,
+}
+
+impl<'a> Credentials<'a> {
+    fn for_caller(state: &'a AppState, principal: &Principal) -> Self {
+        Credentials {
+            public_base: state.public_base(),
+            may_run: principal.require(Access::Write).is_ok(),
+        }
+    }
+}
+
 impl WorkflowView {
-    fn new(wf: WorkflowRecord, public_base: &str) -> Self {
+    fn new(wf: WorkflowRecord, creds: &Credentials<'_>) -> Self {
         WorkflowView {
-            webhook_url: wf.webhook_token.as_deref().map(|t| webhook_url(public_base, t)),
+            webhook_url: wf
+                .webhook_token
+                .as_deref()
+                .filter(|_| creds.may_run)
+                .map(|t| webhook_url(creds.public_base, t)),
+            webhook_signing_key: None,
             id: wf.id,
             name: wf.name,
             description: wf.description,
@@ -98,9 +126,12 @@ async fn list(
         .workflows
         .list(&principal.workspace_id, query.status.as_deref(), paging.request())
         .await?;
-    let base = state.public_base();
+    let creds = Credentials::for_caller(&state, &principal);
     Ok(Json(WorkflowList {
-        workflows: items.into_iter().map(|wf| WorkflowView::new(wf, base)).collect(),
+        workflows: items
+            .into_iter()
+            .map(|wf| WorkflowView::new(wf, &creds))
+            .collect(),
         total,
         page: paging.page,
         limit: paging.limit,
@@ -147,10 +178,10 @@ async fn create(
         )
         .await?;
     tracing::info!(workflow_id = %wf.id, "workflow created");
-    Ok((
-        StatusCode::CREATED,
-        Json(WorkflowView::new(wf, state.public_base())),
-    ))
+    let key = signing_key(&state, &wf);
+    let mut view = WorkflowView::new(wf, &Credentials::for_caller(&state, &principal));
+    view.webhook_signing_key = key;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 #[utoipa::path(get, path = "/workflows/{id}", tag = "workflows", params(("id" = String, Path)),
@@ -163,7 +194,10 @@ async fn get_one(
 ) -> Result<Json<WorkflowView>, ApiError> {
     principal.require(Access::Read)?;
     let wf = state.workflows.get(&principal.workspace_id, &id).await?;
-    Ok(Json(WorkflowView::new(wf, state.public_base())))
+    Ok(Json(WorkflowView::new(
+        wf,
+        &Credentials::for_caller(&state, &principal),
+    )))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -195,12 +229,15 @@ async fn update(
         trigger: body.trigger,
         steps: body.steps,
     };
-    let wf = state
+    let (wf, new_key) = state
         .workflows
         .update(&principal.workspace_id, &id, changes)
         .await?;
     tracing::info!(workflow_id = %wf.id, version = wf.version, "workflow updated");
-    Ok(Json(WorkflowView::new(wf, state.public_base())))
+    let key = if new_key { signing_key(&state, &wf) } else { None };
+    let mut view = WorkflowView::new(wf, &Credentials::for_caller(&state, &principal));
+    view.webhook_signing_key = key;
+    Ok(Json(view))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -273,6 +310,21 @@ async fn versions(
 #[derive(Serialize, ToSchema)]
 pub struct RotatedWebhook {
     webhook_url: String,
+    /// The new signing key, for a `signed` trigger (the old one stops working with the old URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_signing_key: Option<String>,
+}
+
+/// The signing key of a signed webhook workflow, for the one response that shows it.
+fn signing_key(state: &AppState, wf: &WorkflowRecord) -> Option<String> {
+    let token = wf.webhook_token.as_deref()?;
+    is_signed(&wf.trigger).then(|| {
+        state
+            .vault
+            .webhook_signing_key(&wf.id, token)
+            .expose_secret()
+            .to_owned()
+    })
 }
 
 #[utoipa::path(post, path = "/workflows/{id}/webhook/rotate", tag = "workflows", params(("id" = String, Path)),
@@ -292,5 +344,6 @@ async fn rotate_webhook(
     tracing::info!(workflow_id = %wf.id, "webhook URL rotated");
     Ok(Json(RotatedWebhook {
         webhook_url: webhook_url(state.public_base(), token),
+        webhook_signing_key: signing_key(&state, &wf),
     }))
 }

@@ -18,6 +18,7 @@ pub use master_key::{
     generate_master_key_base64, EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider,
 };
 
+use secrecy::SecretString;
 use thiserror::Error;
 
 /// Failures of the vault layer. Messages never contain key material or plaintext.
@@ -126,6 +127,32 @@ impl Vault {
         plaintext: &secrecy::SecretString,
     ) -> Result<SealedSecret, VaultError> {
         envelope::seal_secret(&self.primary, aad, plaintext)
+    }
+
+    /// The key that signs calls to a signed webhook trigger: an HMAC-SHA256 of the workflow id and
+    /// its current webhook token under the primary master key, as `whsec_` + base64url text.
+    ///
+    /// Derived, not stored: every instance sharing the master key computes the same key, nothing
+    /// new is kept in the database, and rotating the webhook token rotates the signing key with
+    /// it. The output of a PRF reveals nothing of the master key. When master-key rotation is
+    /// built, it must keep deriving with the key these were made under, or rotate webhook URLs.
+    pub fn webhook_signing_key(&self, workflow_id: &str, webhook_token: &str) -> SecretString {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(self.primary.bytes()).expect("HMAC takes any key length");
+        mac.update(b"sealflow webhook signing key v1\0");
+        mac.update(workflow_id.as_bytes());
+        mac.update(b"\0");
+        mac.update(webhook_token.as_bytes());
+        let mut derived = mac.finalize().into_bytes();
+        // Built in place (capacity reserved) so no unzeroized copy of the text is left behind.
+        let mut text = String::with_capacity(64);
+        text.push_str("whsec_");
+        URL_SAFE_NO_PAD.encode_string(derived.as_slice(), &mut text);
+        let key = SecretString::from(text);
+        zeroize::Zeroize::zeroize(derived.as_mut_slice());
+        key
     }
 
     /// Opens a sealed value; fails (never returns garbage) if any byte or the context differs.
