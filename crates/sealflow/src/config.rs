@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use sealflow_workflow::limits;
@@ -14,6 +15,7 @@ use secrecy::SecretString;
 use crate::auth::jwt::{JwtConfig, JwtKey};
 use crate::domain::secrets::SecretLimits;
 use crate::engine::EngineConfig;
+use crate::server::ConnectionLimits;
 
 /// Every `SEALFLOW_*` variable the server reads; others are warned about at start.
 pub const KNOWN_ENV: &[&str] = &[
@@ -45,6 +47,10 @@ pub const KNOWN_ENV: &[&str] = &[
     "SEALFLOW_MAX_DEFINITION_BYTES",
     "SEALFLOW_MAX_STEP_BYTES",
     "SEALFLOW_MAX_RUN_BYTES",
+    "SEALFLOW_HEADER_TIMEOUT_MS",
+    "SEALFLOW_BODY_TIMEOUT_MS",
+    "SEALFLOW_IDLE_TIMEOUT_MS",
+    "SEALFLOW_MAX_CONNECTIONS",
     "SEALFLOW_LOG",
     "SEALFLOW_LOG_FORMAT",
 ];
@@ -115,6 +121,21 @@ pub struct ServeArgs {
     /// Most bytes one run records (its step outputs and errors); beyond, the step fails.
     #[arg(long, env = "SEALFLOW_MAX_RUN_BYTES", default_value_t = limits::DEFAULT_MAX_RUN_BYTES)]
     pub max_run_bytes: usize,
+    /// Time a client has to send a request's headers, in milliseconds, counted from the start of
+    /// the connection or the end of the previous response (so idle keep-alive connections close
+    /// after it too).
+    #[arg(long, env = "SEALFLOW_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a whole request body, in milliseconds (408 after).
+    #[arg(long, env = "SEALFLOW_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
+    /// A connection on which no byte moves for this long is closed, in milliseconds; more than
+    /// the longest `?wait=` (30 s).
+    #[arg(long, env = "SEALFLOW_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Most connections served at once; one more is answered 503 and closed.
+    #[arg(long, env = "SEALFLOW_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     /// PEM public key (RSA, EC P-256 or Ed25519) that verifies JWTs (RS256/ES256/EdDSA). An HS256
     /// secret is given instead by SEALFLOW_JWT_SECRET or SEALFLOW_JWT_SECRET_FILE.
     #[arg(long, env = "SEALFLOW_JWT_PUBLIC_KEY_FILE")]
@@ -176,6 +197,10 @@ pub struct Config {
     pub run_rate_limit: i64,
     /// Ingest calls one workflow accepts per minute.
     pub hook_rate_limit: i64,
+    /// Header-read and idle timeouts, and the connection cap.
+    pub connections: ConnectionLimits,
+    /// Time allowed to receive a whole request body.
+    pub body_timeout: Duration,
 }
 
 fn env_secret(name: &str, problems: &mut Vec<String>) -> Option<SecretString> {
@@ -263,6 +288,20 @@ impl ServeArgs {
         if self.run_rate_limit < 1 {
             problems.push("--run-rate-limit must be at least 1".into());
         }
+        if !(100..=600_000).contains(&self.header_timeout_ms) {
+            problems.push("--header-timeout-ms must be 100 to 600000".into());
+        }
+        if !(100..=3_600_000).contains(&self.body_timeout_ms) {
+            problems.push("--body-timeout-ms must be 100 to 3600000".into());
+        }
+        if !(31_000..=3_600_000).contains(&self.idle_timeout_ms) {
+            problems.push(
+                "--idle-timeout-ms must be 31000 to 3600000 (more than the longest ?wait=, 30 s)".into(),
+            );
+        }
+        if self.max_connections < 1 {
+            problems.push("--max-connections must be at least 1".into());
+        }
         let allow_list = sealflow_egress::AllowList::parse(&self.egress_allow)
             .map_err(|e| problems.push(format!("--egress-allow: {e}")))
             .unwrap_or_else(|()| sealflow_egress::AllowList::empty());
@@ -310,7 +349,7 @@ impl ServeArgs {
                 jwt,
                 engine: EngineConfig {
                     workers: self.workers,
-                    lease: std::time::Duration::from_millis(self.lease_ms),
+                    lease: Duration::from_millis(self.lease_ms),
                     egress: sealflow_egress::EgressOptions {
                         allow_list,
                         ..Default::default()
@@ -324,6 +363,12 @@ impl ServeArgs {
                 },
                 run_rate_limit: self.run_rate_limit,
                 hook_rate_limit: self.hook_rate_limit,
+                connections: ConnectionLimits {
+                    header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+                    idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+                    max_connections: self.max_connections,
+                },
+                body_timeout: Duration::from_millis(self.body_timeout_ms),
             }),
             _ => Err(problems),
         }
@@ -347,6 +392,8 @@ impl Config {
             engine: EngineConfig::default(),
             run_rate_limit: 60,
             hook_rate_limit: 600,
+            connections: ConnectionLimits::default(),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }

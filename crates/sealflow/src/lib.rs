@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod ids;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -109,13 +109,13 @@ impl Application {
             self.engine.clone(),
         );
         workers.push(tokio::spawn(scheduler.run(self.schedule_every, stop_rx)));
+        let limits = self.state.config.connections;
         let app = http::router(self.state);
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let served = crate::server::serve(self.listener, app, limits, async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
         let grace = tokio::time::sleep(std::time::Duration::from_secs(10));
         tokio::pin!(grace);
         for worker in workers {

@@ -37,6 +37,7 @@ pub enum ApiError {
     Forbidden(String),
     NotFound(String),
     MethodNotAllowed,
+    RequestTimeout(String),
     Conflict(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
@@ -65,6 +66,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
@@ -103,6 +105,7 @@ impl IntoResponse for ApiError {
             | Self::Unauthorized(m)
             | Self::Forbidden(m)
             | Self::NotFound(m)
+            | Self::RequestTimeout(m)
             | Self::Conflict(m)
             | Self::PayloadTooLarge(m)
             | Self::UnsupportedMediaType(m)

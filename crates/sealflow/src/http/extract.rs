@@ -2,9 +2,13 @@
 //!
 //! [`JsonBody`] reads the body itself rather than using `axum::Json` so that (a) a missing
 //! `Content-Type` is accepted (curl and some clients omit it), (b) a body over the limit is a JSON
-//! 413, and (c) serde's messages are cleaned of the offending value, which may be a secret.
+//! 413, (c) serde's messages are cleaned of the offending value, which may be a secret, and (d) only
+//! one JSON object is a body: serde would otherwise fill a struct from an array (`["n", "v"]`) and
+//! ignore text after the value, so a body two parsers read differently could pass.
 
 use axum::body::Bytes;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
@@ -77,8 +81,19 @@ fn check_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Reads the whole body within the configured body timeout, so a client that sends a body
+/// slowly (or stops halfway) cannot hold a connection and a handler indefinitely.
 async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|rejection| {
+    let limit = state.config.body_timeout;
+    let read = tokio::time::timeout(limit, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} ms",
+                limit.as_millis()
+            ))
+        })?;
+    read.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(
                 "request body is larger than the limit of {} bytes",
@@ -90,9 +105,23 @@ async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     })
 }
 
+/// Parses a body that must be exactly one JSON object (surrounding whitespace allowed).
 pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "invalid request body: it must be one JSON object ({…})".into(),
+            ))
+        }
+        None => {
+            return Err(ApiError::BadRequest(
+                "invalid request body: it is empty; expected one JSON object".into(),
+            ))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let what = match inner.classify() {
@@ -115,7 +144,15 @@ pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             ),
         };
         ApiError::BadRequest(what)
-    })
+    })?;
+    de.end().map_err(|e| {
+        ApiError::BadRequest(format!(
+            "malformed JSON: text after the JSON object at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    Ok(value)
 }
 
 /// serde writes the unexpected value into messages like "invalid type: string \"…\", expected
@@ -136,6 +173,28 @@ fn without_value(message: &str) -> String {
         }
     }
     message.to_owned()
+}
+
+/// Path parameters deserialized into `T`. axum's own `Path` answers a parameter that is not valid
+/// UTF-8 with a text/plain 400; this one answers in the JSON shape (without echoing the value).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| match e {
+                PathRejection::FailedToDeserializePathParams(inner)
+                    if matches!(inner.kind(), ErrorKind::InvalidUtf8InPathParam { .. }) =>
+                {
+                    ApiError::BadRequest("a path parameter is not valid UTF-8 text".into())
+                }
+                _ => ApiError::BadRequest("a path parameter could not be read".into()),
+            })
+    }
 }
 
 /// Query parameters deserialized into `T`; a bad query is a JSON 400.

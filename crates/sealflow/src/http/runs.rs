@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{OptionalJsonBody, QueryParams};
+use super::extract::{OptionalJsonBody, Path, QueryParams};
 use super::paging::Paging;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::{Access, Principal, Subject};
