@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod files;
 pub mod http;
 pub mod ids;
 pub mod server;

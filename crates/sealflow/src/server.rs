@@ -5,7 +5,9 @@
 //! What bounds a connection here:
 //! - **Header read timeout** (hyper's `header_read_timeout`): a request's head must arrive within
 //!   it, counted from when the server starts waiting for one (the connection's start, or the end
-//!   of the previous response), so it also closes keep-alive connections left idle that long.
+//!   of the previous response), so it also closes keep-alive connections left idle that long. A
+//!   connection that sends no byte at all is held to it by our own timer (hyper's only starts
+//!   once the HTTP version has been read).
 //! - **Idle timeout**: a connection on which nothing is read or written for this long is closed,
 //!   whatever state it is in (a body that stopped arriving, an HTTP/2 connection with no streams).
 //!   It must exceed the longest `?wait=` (30 s), which is a request in flight with no bytes moving.
@@ -17,7 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -108,6 +110,7 @@ pub async fn serve(
             .into_owned();
         let conn = graceful.watch(conn);
         let idle_timeout = limits.idle_timeout;
+        let header_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let _slot = slot;
             tokio::select! {
@@ -119,6 +122,11 @@ pub async fn serve(
                 () = activity.idle_for(idle_timeout) => {
                     tracing::debug!("closing a connection idle for {idle_timeout:?}");
                 }
+                // Until the first byte, hyper-util is still detecting the protocol version, where
+                // hyper's header timeout does not run yet: hold that phase to the same limit.
+                () = activity.silent_for(header_timeout) => {
+                    tracing::debug!("closing a connection that sent nothing for {header_timeout:?}");
+                }
             }
         });
     }
@@ -127,13 +135,23 @@ pub async fn serve(
     Ok(())
 }
 
-/// When bytes last moved on a connection, in milliseconds since it was accepted.
+/// When bytes last moved on a connection, in milliseconds since it was accepted, and whether
+/// any byte has arrived.
 struct Activity {
     start: Instant,
     last_ms: Arc<AtomicU64>,
+    heard: Arc<AtomicBool>,
 }
 
 impl Activity {
+    /// Resolves if no byte has arrived within `limit` of the connection's start; otherwise never.
+    async fn silent_for(&self, limit: Duration) {
+        tokio::time::sleep_until((self.start + limit).into()).await;
+        if self.heard.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Resolves once nothing has been read or written for `limit`.
     async fn idle_for(&self, limit: Duration) {
         loop {
@@ -152,21 +170,25 @@ struct Tracked {
     inner: TcpStream,
     start: Instant,
     last_ms: Arc<AtomicU64>,
+    heard: Arc<AtomicBool>,
 }
 
 impl Tracked {
     fn new(inner: TcpStream) -> (Self, Activity) {
         let start = Instant::now();
         let last_ms = Arc::new(AtomicU64::new(0));
+        let heard = Arc::new(AtomicBool::new(false));
         let activity = Activity {
             start,
             last_ms: last_ms.clone(),
+            heard: heard.clone(),
         };
         (
             Self {
                 inner,
                 start,
                 last_ms,
+                heard,
             },
             activity,
         )
@@ -188,6 +210,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.heard.store(true, Ordering::Relaxed);
             this.touch();
         }
         polled

@@ -231,7 +231,7 @@ pub async fn open_store_and_vault(storage: &StorageConfig) -> anyhow::Result<(Ar
 
 fn generate_default_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::files::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let key = FileKeyProvider::create_new(path)?;
     tracing::warn!(

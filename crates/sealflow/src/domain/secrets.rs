@@ -188,7 +188,10 @@ impl SecretsService {
     }
 }
 
-/// Checks a secret name against `^[A-Za-z_][A-Za-z0-9_]{0,127}$`.
+/// The rule [`validate_name`] checks, as a regular expression (for the OpenAPI document).
+pub const NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
+
+/// Checks a secret name against [`NAME_PATTERN`].
 pub fn validate_name(name: &str) -> Result<(), SecretsError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');

@@ -11,6 +11,7 @@ mod hooks;
 mod integrations;
 mod keys;
 mod me;
+mod openapi;
 mod paging;
 mod runs;
 mod secrets;
@@ -125,10 +126,11 @@ fn workflow_routes(runs: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 
 /// Every documented route, and the OpenAPI document generated from them.
 pub fn routes_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .nest("/api", workflow_routes(runs::router()).merge(hooks::router()))
-        .split_for_parts()
+        .split_for_parts();
+    (routes, openapi::apply(doc))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -268,6 +268,14 @@ pub async fn open(database_url: &str) -> StoreResult<Arc<dyn Store>> {
 /// [`open`] with options.
 pub async fn open_with(database_url: &str, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
+        let parsed = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(database_url)?;
+        let file = parsed.get_filename();
+        if file.as_os_str() != ":memory:" {
+            crate::files::prepare_sqlite_file(file).map_err(|source| StoreError::DataDir {
+                path: file.display().to_string(),
+                source,
+            })?;
+        }
         Ok(Arc::new(SqlStore::open_sqlite(database_url, options).await?))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(SqlStore::open_pg(database_url, options).await?))

@@ -105,7 +105,25 @@ impl MasterKeyProvider for EnvKeyProvider {
 pub struct FileKeyProvider(pub PathBuf);
 
 impl MasterKeyProvider for FileKeyProvider {
+    /// Refuses a key file that users other than its owner and group may use (any "other"
+    /// permission bit, e.g. mode 0644), naming the mode; a group-readable file (0640, a common
+    /// way to hand a key to a service account) only warns.
     fn load(&self) -> Result<MasterKey, VaultError> {
+        let path = self.0.display().to_string();
+        let mode = crate::files::mode_of(&self.0).map_err(|source| VaultError::KeyFile {
+            path: path.clone(),
+            source,
+        })?;
+        if mode & 0o007 != 0 {
+            return Err(VaultError::KeyFilePermissions { path, mode });
+        }
+        if mode & 0o070 != 0 {
+            tracing::warn!(
+                path = %path,
+                mode = %format!("{mode:04o}"),
+                "the master key file is accessible to its group; chmod 600 it unless that is intended"
+            );
+        }
         let text =
             Zeroizing::new(
                 std::fs::read_to_string(&self.0).map_err(|source| VaultError::KeyFile {

@@ -26,6 +26,11 @@ use thiserror::Error;
 pub enum VaultError {
     #[error("master key is invalid: {0}")]
     InvalidMasterKey(String),
+    #[error(
+        "master key file {path} has mode {mode:04o}: other users can read or change it; \
+         run `chmod 600 {path}`"
+    )]
+    KeyFilePermissions { path: String, mode: u32 },
     #[error("cannot read master key file {path}: {source}")]
     KeyFile {
         path: String,

@@ -281,7 +281,24 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `sealflow serve` on a free port with `args`/`envs`; waits until it listens.
     pub fn start(data_dir: &Path, envs: &[(&str, &str)]) -> Result<Self, String> {
-        let mut cmd = sealflow_bin();
+        Self::start_command(sealflow_bin(), data_dir, envs)
+    }
+
+    /// Like [`start`](Self::start), but under the file-creation mask `umask` (e.g. `"022"`).
+    pub fn start_with_umask(umask: &str, data_dir: &Path, envs: &[(&str, &str)]) -> Result<Self, String> {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_sealflow"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SEALFLOW_") {
+                cmd.env_remove(k);
+            }
+        }
+        Self::start_command(cmd, data_dir, envs)
+    }
+
+    fn start_command(mut cmd: Command, data_dir: &Path, envs: &[(&str, &str)]) -> Result<Self, String> {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .envs(envs.iter().copied())
