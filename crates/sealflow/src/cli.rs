@@ -26,7 +26,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (migrates the database first).
-    Serve(ServeArgs),
+    // Boxed: the server's options dwarf the other commands'.
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
     /// Manage API keys.
@@ -92,7 +93,7 @@ pub async fn run(cli: Cli, live_secrets: sealflow_redact::LiveRedactors) -> Exit
         Command::Secrets { client, command } => return client::run(client, Verb::Secrets(command)).await,
         Command::Workflows { client, command } => return client::run(client, Verb::Workflows(command)).await,
         Command::Runs { client, command } => return client::run(client, Verb::Runs(command)).await,
-        Command::Serve(args) => serve(args, live_secrets).await,
+        Command::Serve(args) => serve(*args, live_secrets).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Apikey(ApikeyCommand::Create(args)) => apikey_create(args).await,
         Command::Key(KeyCommand::Generate) => {

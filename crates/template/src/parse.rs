@@ -354,7 +354,7 @@ fn parse_id(rest: &[(usize, &str)], end: usize, root: &'static str, tag: Tag) ->
             *offset,
             ParseErrorKind::UnknownField {
                 root,
-                field: echo(*field),
+                field: echo(field),
             },
         )),
     }
