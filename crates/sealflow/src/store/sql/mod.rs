@@ -14,8 +14,8 @@
 
 mod accounts;
 mod files;
-mod key_admin;
 mod hooks;
+mod key_admin;
 mod rows;
 mod runs;
 mod workflows;
