@@ -376,12 +376,12 @@ async fn only_a_single_json_object_is_a_request_body() {
         ("/api/workflows", r#"["array-wf"]"#, "one JSON object"),
         (
             "/api/workflows/secrets",
-            r#"{"name": "TRAILING", "value": "v"} x"#,
+            r#"{"name": "TRAILING", "value": "v-1234"} x"#,
             "after the JSON object",
         ),
         (
             "/api/workflows/secrets",
-            r#"{"name": "TWO", "value": "v"}{"name": "TWO", "value": "w"}"#,
+            r#"{"name": "TWO", "value": "v-1234"}{"name": "TWO", "value": "w-1234"}"#,
             "after the JSON object",
         ),
         ("/api/workflows/secrets", r#""just a string""#, "one JSON object"),
@@ -408,7 +408,7 @@ async fn only_a_single_json_object_is_a_request_body() {
     let (status, res) = post_raw(
         &app,
         "/api/workflows/secrets",
-        "\n  {\"name\": \"OK\", \"value\": \"v\"}  \n",
+        "\n  {\"name\": \"OK\", \"value\": \"v-1234\"}  \n",
     )
     .await;
     assert_eq!(status, 201, "{res}");

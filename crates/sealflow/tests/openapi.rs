@@ -239,7 +239,7 @@ async fn documented_enums_and_patterns_are_exactly_what_the_server_accepts() {
             .post(
                 "/api/workflows/secrets",
                 &app.admin_key,
-                &json!({"name": candidate, "value": "v"}),
+                &json!({"name": candidate, "value": "v-1234"}),
             )
             .await;
         assert_eq!(got, code, "{candidate}: {body}");
