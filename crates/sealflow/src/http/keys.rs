@@ -146,7 +146,7 @@ async fn revoke(
     let message = if permanent {
         "API key deleted"
     } else {
-        "API key revoked (disabled; it can be enabled again)"
+        "API key revoked"
     };
     tracing::info!(key_id = %id, permanent, "API key revoked");
     Ok(Json(
