@@ -1,5 +1,5 @@
-//! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `key generate`, and the
-//! client verbs `secrets`, `workflows`, `runs` (in [`crate::client`]) that talk to a server.
+//! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `user create`, `key generate`,
+//! and the client verbs `secrets`, `workflows`, `runs` (in [`crate::client`]) that talk to a server.
 
 use std::process::ExitCode;
 
@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Manage users who sign in to the dashboard or at /api/auth/login.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Master-key tools.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -57,6 +60,29 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (or add an existing one to another workspace) with a role there. The
+    /// password is read from a no-echo prompt, or from the first line of standard input when it
+    /// is not a terminal; never from an argument.
+    Create(UserCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The user's email address (how they sign in).
+    #[arg(long)]
+    pub email: String,
+    /// Workspace slug; the workspace is created on first use.
+    #[arg(long)]
+    pub workspace: String,
+    /// Role in that workspace: admin, member or readonly.
+    #[arg(long, value_parser = ["admin", "member", "readonly"])]
+    pub role: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +122,7 @@ pub async fn run(cli: Cli, live_secrets: sealflow_redact::LiveRedactors) -> Exit
         Command::Serve(args) => serve(*args, live_secrets).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Apikey(ApikeyCommand::Create(args)) => apikey_create(args).await,
+        Command::User(UserCommand::Create(args)) => user_create(args).await,
         Command::Key(KeyCommand::Generate) => {
             println!("{}", crate::vault::generate_master_key_base64().as_str());
             Ok(())
@@ -148,15 +175,7 @@ async fn apikey_create(args: ApikeyCreateArgs) -> anyhow::Result<()> {
         "invalid configuration: {}",
         problems.join("; ")
     );
-    let slug = args.workspace.trim();
-    anyhow::ensure!(
-        !slug.is_empty()
-            && slug.len() <= 64
-            && slug
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-        "--workspace must be 1 to 64 letters, digits, - or _"
-    );
+    let slug = checked_slug(&args.workspace)?;
     let role = Role::parse(&args.role).expect("clap restricts the role");
     let store = store::open(&storage.database_url).await?;
     let workspace = store.ensure_workspace(slug).await?;
@@ -167,5 +186,63 @@ async fn apikey_create(args: ApikeyCreateArgs) -> anyhow::Result<()> {
         issued.record.id, role, workspace.slug, workspace.id
     );
     println!("{}", issued.key.expose_secret());
+    Ok(())
+}
+
+fn checked_slug(slug: &str) -> anyhow::Result<&str> {
+    let slug = slug.trim();
+    anyhow::ensure!(
+        !slug.is_empty()
+            && slug.len() <= 64
+            && slug
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "--workspace must be 1 to 64 letters, digits, - or _"
+    );
+    Ok(slug)
+}
+
+/// Reads a password without echo from the terminal (asked twice), or one line from a pipe.
+fn read_password() -> anyhow::Result<secrecy::SecretString> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        let first = zeroize::Zeroizing::new(rpassword::prompt_password("Password: ")?);
+        let again = zeroize::Zeroizing::new(rpassword::prompt_password("Password again: ")?);
+        anyhow::ensure!(*first == *again, "the two passwords differ");
+        Ok(secrecy::SecretString::from(first.as_str()))
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(secrecy::SecretString::from(line.trim_end_matches(['\r', '\n'])))
+    }
+}
+
+async fn user_create(args: UserCreateArgs) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    let storage = args.storage.resolve(&mut problems);
+    anyhow::ensure!(
+        problems.is_empty(),
+        "invalid configuration: {}",
+        problems.join("; ")
+    );
+    let slug = checked_slug(&args.workspace)?;
+    let role = Role::parse(&args.role).expect("clap restricts the role");
+    let email = crate::domain::users::normalize_email(&args.email)?;
+    let store = store::open(&storage.database_url).await?;
+    let users = crate::domain::users::UsersService::new(store.clone(), crate::auth::Passwords::default());
+    let exists = store.find_user_by_email(&email).await?.is_some();
+    let password = if exists { None } else { Some(read_password()?) };
+    let workspace = store.ensure_workspace(slug).await?;
+    let (user, added) = users
+        .add_to_workspace(&email, password, &workspace.id, role)
+        .await?;
+    let what = match added {
+        crate::domain::users::AddedUser::Created => "created user",
+        crate::domain::users::AddedUser::Joined => "added existing user",
+    };
+    println!(
+        "{what} {} ({}) with the {role} role in workspace {} ({})",
+        user.email, user.id, workspace.slug, workspace.id
+    );
     Ok(())
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -32,6 +33,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tower_http::add_extension::AddExtension;
 
 /// Limits on each connection and on how many are open (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -81,9 +83,9 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Per-connection failures (reset before accept) and fd exhaustion: keep
                     // serving; back off briefly so EMFILE does not spin the loop.
@@ -104,7 +106,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (io, activity) = Tracked::new(stream);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address feeds the per-address sign-in limit (axum's `ConnectInfo`).
+        let service = TowerToHyperService::new(AddExtension::new(app.clone(), ConnectInfo(peer)));
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();

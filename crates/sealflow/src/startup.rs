@@ -8,10 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::auth::{Authenticator, JwtVerifier};
+use crate::auth::{Authenticator, JwtVerifier, LoginTokens, Passwords};
 use crate::config::{Config, MasterKeySource, StorageConfig};
 use crate::domain::runs::RunsService;
 use crate::domain::secrets::SecretsService;
+use crate::domain::users::UsersService;
 use crate::domain::workflows::WorkflowsService;
 use crate::engine::Engine;
 use crate::http::{self, AppState};
@@ -40,7 +41,11 @@ impl Application {
             .map(JwtVerifier::new)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        let auth = Arc::new(Authenticator::new(store.clone(), jwt));
+        let login_tokens = LoginTokens::new(&vault.derive_key("jwt-login-signing"));
+        let auth = Arc::new(Authenticator::new(store.clone(), jwt, login_tokens));
+        let passwords = Passwords::default();
+        passwords.warm_up().await;
+        let users = Arc::new(UsersService::new(store.clone(), passwords));
         let secrets = Arc::new(SecretsService::new(
             store.clone(),
             vault.clone(),
@@ -70,6 +75,8 @@ impl Application {
             secrets,
             workflows,
             runs,
+            users,
+            pages: Arc::new(crate::dashboard::Pages::new()?),
             public_base,
         };
         Ok(Self {

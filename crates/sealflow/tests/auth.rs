@@ -94,7 +94,10 @@ async fn missing_malformed_unknown_and_revoked_api_keys_are_401() {
     assert_eq!(status, 200);
     assert_eq!(body["message"], "API key revoked");
     // A revoked key stays listed, disabled (the official CLI can enable it again).
-    assert_eq!((body["is_active"].clone(), body["deleted"].clone()), (json!(false), json!(false)));
+    assert_eq!(
+        (body["is_active"].clone(), body["deleted"].clone()),
+        (json!(false), json!(false))
+    );
     let (status, body) = status_with(&app, Some(&format!("Bearer {member}"))).await;
     assert_eq!(status, 401);
     assert!(assert_error_shape(&body, "unauthorized").contains("revoked"));
@@ -388,6 +391,9 @@ async fn keys_api_shows_a_key_once_keeps_only_a_preview_and_caps_roles() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!((body["message"].clone(), body["deleted"].clone()), (json!("API key deleted"), json!(true)));
+    assert_eq!(
+        (body["message"].clone(), body["deleted"].clone()),
+        (json!("API key deleted"), json!(true))
+    );
     assert_eq!(status_with(&app, Some(&format!("Bearer {key}"))).await.0, 401);
 }

@@ -78,6 +78,7 @@ storage_tests!(
     the_last_step_and_the_run_end_are_written_together,
     a_failing_write_in_a_batch_is_undone_alone_while_the_others_commit,
     a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit,
+    users_memberships_and_sessions_keep_to_their_workspace_and_expiry,
 );
 
 #[test]
@@ -1366,4 +1367,93 @@ async fn files_keep_their_rows_in_order_and_batch_rows_join_their_results(store:
     assert_eq!(store.batch_counts("run_none").await.unwrap(), (0, 0));
     store.delete_file(&file.id).await.unwrap();
     assert!(store.file_rows(&file.id, 0, 10).await.unwrap().is_empty());
+}
+
+async fn users_memberships_and_sessions_keep_to_their_workspace_and_expiry(store: Arc<dyn Store>) {
+    use sealflow::store::{SessionRecord, UserRecord};
+    let acme = store.ensure_workspace("acme").await.unwrap();
+    let beta = store.ensure_workspace("beta").await.unwrap();
+    let user = UserRecord {
+        id: new_id("usr"),
+        email: "ada@example.com".into(),
+        password_hash: "$argon2id$stub".into(),
+        created_at: NOW,
+    };
+    assert!(store.insert_user(&user).await.unwrap());
+    let twin = UserRecord {
+        id: new_id("usr"),
+        ..user.clone()
+    };
+    assert!(!store.insert_user(&twin).await.unwrap(), "emails are unique");
+    assert_eq!(
+        store
+            .find_user_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        user.id
+    );
+    assert_eq!(
+        store.get_user(&user.id).await.unwrap().unwrap().email,
+        "ada@example.com"
+    );
+
+    store
+        .upsert_membership(&user.id, &beta.id, Role::Readonly, NOW)
+        .await
+        .unwrap();
+    store
+        .upsert_membership(&user.id, &acme.id, Role::Member, NOW)
+        .await
+        .unwrap();
+    store
+        .upsert_membership(&user.id, &acme.id, Role::Admin, NOW)
+        .await
+        .unwrap();
+    let ws = store.user_workspaces(&user.id).await.unwrap();
+    let seen: Vec<(&str, Role)> = ws.iter().map(|m| (m.slug.as_str(), m.role)).collect();
+    assert_eq!(seen, [("acme", Role::Admin), ("beta", Role::Readonly)]);
+    assert!(store
+        .set_membership_role(&beta.id, &user.id, Role::Member)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.membership_role(&user.id, &beta.id).await.unwrap(),
+        Some(Role::Member)
+    );
+    assert_eq!(store.list_members(&acme.id).await.unwrap().len(), 1);
+
+    let session = SessionRecord {
+        token_hash: "h1".into(),
+        user_id: user.id.clone(),
+        workspace_id: beta.id.clone(),
+        csrf_token: "c1".into(),
+        created_at: NOW,
+        expires_at: NOW + 1000,
+    };
+    store.insert_session(&session).await.unwrap();
+    assert_eq!(
+        store.find_session("h1", NOW).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        store.find_session("h1", NOW + 1000).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert!(store.set_session_workspace("h1", &acme.id).await.unwrap());
+    // Leaving a workspace ends the sessions acting in it.
+    assert!(store.delete_membership(&acme.id, &user.id).await.unwrap());
+    assert_eq!(store.find_session("h1", NOW).await.unwrap(), None);
+    assert!(!store.delete_membership(&acme.id, &user.id).await.unwrap());
+    store
+        .insert_session(&SessionRecord {
+            token_hash: "h2".into(),
+            ..session
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.delete_expired_sessions(NOW + 1000).await.unwrap(), 1);
+    store.delete_session("h2").await.unwrap();
 }

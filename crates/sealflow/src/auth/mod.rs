@@ -1,11 +1,14 @@
 //! Authentication: who is calling, in which workspace, with which role.
 //!
 //! A bearer token is either an API key (`sf_live_…`, looked up by its SHA-256) or a JWT verified
-//! with the configured key. Both end as a [`Principal`]; handlers ask it for permission with
+//! with the configured key, or a login JWT that sealflow signed itself ([`login_token`], told apart
+//! by its `kid`). All end as a [`Principal`]; handlers ask it for permission with
 //! [`Principal::require`].
 
 pub mod apikey;
 pub mod jwt;
+pub mod login_token;
+pub mod password;
 
 use std::sync::Arc;
 
@@ -15,6 +18,8 @@ use crate::store::{Role, Store, StoreError};
 
 pub use apikey::{issue_api_key, IssuedKey};
 pub use jwt::{JwtConfig, JwtVerifier};
+pub use login_token::LoginTokens;
+pub use password::Passwords;
 
 /// Who the caller is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,11 +82,35 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     jwt: Option<JwtVerifier>,
+    login: LoginTokens,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>) -> Self {
-        Self { store, jwt }
+    pub fn new(store: Arc<dyn Store>, jwt: Option<JwtVerifier>, login: LoginTokens) -> Self {
+        Self { store, jwt, login }
+    }
+
+    /// The signer of login tokens.
+    pub fn login_tokens(&self) -> &LoginTokens {
+        &self.login
+    }
+
+    /// A signed-in user acting in `workspace_id`, with the role the database holds now; `None`
+    /// if the user is not (or no longer) a member there.
+    pub async fn user_principal(
+        &self,
+        user_id: &str,
+        workspace_id: &str,
+    ) -> Result<Option<Principal>, AuthError> {
+        Ok(self
+            .store
+            .membership_role(user_id, workspace_id)
+            .await?
+            .map(|role| Principal {
+                subject: Subject::User(user_id.to_owned()),
+                workspace_id: workspace_id.to_owned(),
+                role,
+            }))
     }
 
     /// Authenticates the value of an `Authorization` header.
@@ -97,6 +126,13 @@ impl Authenticator {
             ))?;
         if token.starts_with(apikey::KEY_PREFIX) {
             self.api_key(token).await
+        } else if LoginTokens::is_ours(token) {
+            let claims = self.login.verify(token)?;
+            self.user_principal(&claims.sub, &claims.workspace)
+                .await?
+                .ok_or(AuthError::Invalid(
+                    "the user is no longer a member of the token's workspace",
+                ))
         } else if let Some(jwt) = &self.jwt {
             let claims = jwt.verify(token)?;
             let workspace = self

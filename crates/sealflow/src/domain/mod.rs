@@ -4,4 +4,5 @@ pub mod files;
 pub mod results;
 pub mod runs;
 pub mod secrets;
+pub mod users;
 pub mod workflows;

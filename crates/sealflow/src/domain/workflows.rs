@@ -304,3 +304,38 @@ pub fn is_signed(trigger: &Value) -> bool {
 pub fn webhook_url(public_base: &str, token: &str) -> String {
     format!("{public_base}/api/hooks/{token}")
 }
+
+/// Most workflows scanned for secret references on the secrets page.
+const USAGE_SCAN_LIMIT: i64 = 1000;
+
+impl WorkflowsService {
+    /// Which workflows reference each secret name (`{{secrets.NAME}}` anywhere in their steps),
+    /// as (workflow id, name) pairs; scans the newest [`USAGE_SCAN_LIMIT`] workflows.
+    pub async fn secret_usage(
+        &self,
+        workspace_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<(String, String)>>, WorkflowsError> {
+        let page = PageRequest {
+            offset: 0,
+            limit: USAGE_SCAN_LIMIT,
+        };
+        let (workflows, _) = self.store.list_workflows(workspace_id, None, page).await?;
+        let mut usage: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+        for wf in workflows {
+            // Stored definitions were validated on save; one that no longer parses names nothing.
+            let Ok(def) = sealflow_workflow::validate(Some(&wf.trigger), Some(&wf.steps)) else {
+                continue;
+            };
+            let mut names: Vec<&str> = def.steps.iter().flat_map(|s| s.template.secret_names()).collect();
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                usage
+                    .entry(name.to_owned())
+                    .or_default()
+                    .push((wf.id.clone(), wf.name.clone()));
+            }
+        }
+        Ok(usage)
+    }
+}

@@ -13,6 +13,7 @@ use crate::auth::AuthError;
 use crate::domain::files::FileError;
 use crate::domain::runs::RunsError;
 use crate::domain::secrets::SecretsError;
+use crate::domain::users::UsersError;
 use crate::domain::workflows::WorkflowsError;
 use crate::store::StoreError;
 use crate::vault::VaultError;
@@ -95,8 +96,20 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// An error taken apart, for a page that shows it in HTML rather than JSON.
+pub struct ErrorParts {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+    /// Retry-After seconds, the window's limit and its reset (unix seconds), for a 429.
+    pub rate: Option<(u64, i64, i64)>,
+}
+
+impl ApiError {
+    /// Status, code and message; a 500 is logged here under a new reference id, and only that
+    /// id is in the message.
+    pub fn into_parts(self) -> ErrorParts {
         let (status, code) = self.status_and_code();
         let mut details = None;
         let mut rate = None;
@@ -131,12 +144,25 @@ impl IntoResponse for ApiError {
                 format!("internal error (reference {error_id})")
             }
         };
-        let mut body = json!({ "error": message, "message": message, "code": code });
-        if let Some(d) = details {
+        ErrorParts {
+            status,
+            code,
+            message,
+            details,
+            rate,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let parts = self.into_parts();
+        let mut body = json!({ "error": parts.message, "message": parts.message, "code": parts.code });
+        if let Some(d) = parts.details {
             body["details"] = d;
         }
-        let mut response = (status, Json(body)).into_response();
-        if let Some((secs, limit, reset)) = rate {
+        let mut response = (parts.status, Json(body)).into_response();
+        if let Some((secs, limit, reset)) = parts.rate {
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
@@ -226,6 +252,19 @@ impl From<FileError> for ApiError {
                 details: None,
             },
             FileError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<UsersError> for ApiError {
+    fn from(e: UsersError) -> Self {
+        match e {
+            UsersError::Invalid(m) => Self::BadRequest(m),
+            UsersError::BadCredentials => Self::Unauthorized(e.to_string()),
+            UsersError::NotFound(m) => Self::NotFound(m),
+            UsersError::Conflict(m) => Self::Conflict(m),
+            UsersError::Store(e) => Self::internal(e),
+            UsersError::Hashing(e) => Self::Internal(e.into()),
         }
     }
 }

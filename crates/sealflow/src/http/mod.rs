@@ -13,10 +13,13 @@ mod keys;
 mod me;
 mod openapi;
 mod paging;
-mod runs;
+pub(crate) mod runs;
 mod secrets;
 mod templates;
+mod users;
 mod workflows;
+
+pub use users::{check_login_rate, pick_workspace};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +34,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, ErrorParts};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::domain::runs::RunsService;
 use crate::domain::secrets::SecretsService;
+use crate::domain::users::UsersService;
 use crate::domain::workflows::WorkflowsService;
 use crate::store::Store;
 use crate::vault::Vault;
@@ -51,6 +55,9 @@ pub struct AppState {
     pub secrets: Arc<SecretsService>,
     pub workflows: Arc<WorkflowsService>,
     pub runs: Arc<RunsService>,
+    pub users: Arc<UsersService>,
+    /// The dashboard's compiled templates.
+    pub pages: Arc<crate::dashboard::Pages>,
     /// The base URL clients reach this server at (no trailing slash).
     pub public_base: Arc<str>,
 }
@@ -75,6 +82,7 @@ impl AppState {
         (name = "runs", description = "Runs of workflows"),
         (name = "triggers", description = "Webhook ingest"),
         (name = "keys", description = "API keys"),
+        (name = "users", description = "Sign-in and workspace members"),
         (name = "operations", description = "Health, readiness, this document"),
     )
 )]
@@ -128,7 +136,12 @@ fn workflow_routes(runs: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 pub fn routes_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
-        .nest("/api", workflow_routes(runs::router()).merge(hooks::router()))
+        .nest(
+            "/api",
+            workflow_routes(runs::router())
+                .merge(hooks::router())
+                .merge(users::router()),
+        )
         .split_for_parts();
     (routes, openapi::apply(doc))
 }
@@ -143,6 +156,7 @@ pub fn router(state: AppState) -> Router {
             Router::from(workflow_routes(runs::cli_router())).merge(integrations::router()),
         )
         .nest("/api", integrations::router())
+        .merge(crate::dashboard::router())
         .layer(Extension(Arc::new(doc)))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

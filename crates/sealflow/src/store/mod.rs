@@ -19,6 +19,7 @@ pub(crate) mod files;
 mod key_admin;
 mod models;
 mod sql;
+mod users;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub use files::{BatchItem, BatchRow, FileRecord, FileRepo};
 pub use key_admin::KeyAdminRepo;
 pub use models::*;
 pub use sql::{Db, PgStore, SqlStore, SqliteStore};
+pub use users::{MemberRecord, Membership, SessionRecord, UserRecord, UserRepo};
 
 /// Failures of the storage layer. The driver's text stays in the source chain for logs; the HTTP
 /// layer never shows it to a client.
@@ -242,6 +244,7 @@ pub trait Store:
     + RunRepo
     + MasterKeyRepo
     + HookSignatureRepo
+    + UserRepo
     + Send
     + Sync
 {

@@ -74,6 +74,18 @@ impl Vault {
         self.primary.id()
     }
 
+    /// A 256-bit key for another purpose, derived from the primary master key with HKDF-SHA256
+    /// under the label `purpose` (domain separation: the derived key reveals nothing about the
+    /// master key or about keys derived for other labels). Every instance sharing the master key
+    /// derives the same key, so a fleet needs no extra shared secret.
+    pub fn derive_key(&self, purpose: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"sealflow derived key v1"), self.primary.bytes());
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        hk.expand(purpose.as_bytes(), out.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+
     fn key_for(&self, id: &str) -> Result<&MasterKey, VaultError> {
         if id == self.primary.id() {
             Ok(&self.primary)

@@ -94,6 +94,20 @@ impl TestApp {
         issued.key.expose_secret().to_owned()
     }
 
+    /// Creates a user with `role` in `workspace` (as `sealflow user create` does); returns its id.
+    pub async fn user(&self, email: &str, password: &str, workspace: &str, role: Role) -> String {
+        let ws = self.store.ensure_workspace(workspace).await.expect("workspace");
+        let users = sealflow::domain::users::UsersService::new(
+            self.store.clone(),
+            sealflow::auth::Passwords::default(),
+        );
+        let (user, _) = users
+            .add_to_workspace(email, Some(SecretString::from(password)), &ws.id, role)
+            .await
+            .expect("add user");
+        user.id
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

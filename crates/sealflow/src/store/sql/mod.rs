@@ -18,6 +18,7 @@ mod hooks;
 mod key_admin;
 mod rows;
 mod runs;
+mod users;
 mod workflows;
 mod writer;
 

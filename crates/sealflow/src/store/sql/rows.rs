@@ -183,3 +183,12 @@ pub(crate) fn step_from_row(row: &impl SqlRow) -> StoreResult<StepRecord> {
         completed_at: row.col("completed_at")?,
     })
 }
+
+pub(crate) fn user_from_row(row: &impl SqlRow) -> StoreResult<crate::store::UserRecord> {
+    Ok(crate::store::UserRecord {
+        id: row.col("id")?,
+        email: row.col("email")?,
+        password_hash: row.col("password_hash")?,
+        created_at: row.col("created_at")?,
+    })
+}
