@@ -46,7 +46,7 @@ fn dummy_hash() -> &'static str {
 /// Checks the length rules; the message never contains the password.
 pub fn check_password_rules(password: &SecretString) -> Result<(), String> {
     let chars = password.expose_secret().chars().count();
-    if chars < MIN_PASSWORD_CHARS || chars > MAX_PASSWORD_CHARS {
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
         return Err(format!(
             "password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
         ));
