@@ -104,6 +104,8 @@ pub async fn serve(
             let _ = stream.try_write(&OVER_CAPACITY);
             continue;
         };
+        // As axum::serve did: at trace, one line per accepted connection.
+        tracing::trace!(%peer, "connection accepted");
         let _ = stream.set_nodelay(true);
         let (io, activity) = Tracked::new(stream);
         // The peer address feeds the per-address sign-in limit (axum's `ConnectInfo`).
