@@ -156,3 +156,69 @@ async fn keep_alive_connections_still_serve_several_requests() {
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     }
 }
+
+/// Sends `request` on a fresh connection and returns the whole answer (the server closes).
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr(app)).await.unwrap();
+    // The server may answer (and close) before it has read everything: ignore write errors.
+    let _ = s.write_all(request).await;
+    let response = read_until_closed(&mut s, Duration::from_secs(5))
+        .await
+        .expect("the server answers and closes");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn requests_hyper_refuses_before_routing_get_json_errors() {
+    let app = TestApp::spawn().await;
+    let long_path = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..150).map(|i| format!("x-h{i}: v\r\n")).collect::<String>()
+    );
+    // Twice the head cap (hyper checks it between reads).
+    let huge_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+        "b".repeat(840_000)
+    );
+    let cases: [(&str, Vec<u8>, &str, &str); 5] = [
+        ("garbage", b"GARBAGE\r\n\r\n".to_vec(), "400", "invalid_request"),
+        (
+            "TLS to a plain port",
+            b"\x16\x03\x01\x00\x05hello".to_vec(),
+            "400",
+            "invalid_request",
+        ),
+        ("100 KB path", long_path.into_bytes(), "414", "uri_too_long"),
+        (
+            "150 headers",
+            many_headers.into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+        (
+            "840 KB header",
+            huge_header.into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let text = raw_exchange(&app, &request).await;
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{what}: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {text}"
+        );
+        let body = body_of(text.as_bytes());
+        assert!(!assert_error_shape(&body, code).is_empty(), "{what}: {text}");
+    }
+    // The server still answers normally afterwards, and an ordinary error keeps its own body.
+    let res = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = reqwest::get(app.url("/no/such/route")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_error_shape(&body, "not_found");
+}

@@ -41,7 +41,11 @@ pub enum ApiError {
     RequestTimeout(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// The request target is longer than the server parses (written by `crate::server`).
+    UriTooLong(String),
     UnsupportedMediaType(String),
+    /// The request head has too many or too large header fields (written by `crate::server`).
+    HeadersTooLarge(String),
     Unprocessable {
         message: String,
         details: Option<Value>,
@@ -70,7 +74,9 @@ impl ApiError {
             Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::HeadersTooLarge(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
             Self::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "insufficient_credits"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -121,7 +127,9 @@ impl ApiError {
             | Self::RequestTimeout(m)
             | Self::Conflict(m)
             | Self::PayloadTooLarge(m)
+            | Self::UriTooLong(m)
             | Self::UnsupportedMediaType(m)
+            | Self::HeadersTooLarge(m)
             | Self::PaymentRequired(m)
             | Self::Unavailable(m) => m,
             Self::MethodNotAllowed => "method not allowed on this route".to_owned(),

@@ -14,6 +14,11 @@
 //! - **Connection cap**: at most this many connections are served at once; one more is answered
 //!   with a JSON 503 and closed at once, so a flood costs an accept and a write, not a task.
 //!
+//! - **Head caps**: at most [`parse_errors::MAX_HEADERS`] headers and
+//!   [`parse_errors::MAX_HEAD_BYTES`] bytes of request head (431), and hyper's fixed
+//!   [`parse_errors::MAX_TARGET_BYTES`] for the request target (414). hyper answers those, and
+//!   malformed heads (400), itself; [`Tracked`] swaps its empty-bodied answers for JSON ones.
+//!
 //! Shutdown: when `shutdown` resolves the listener closes, every connection is told to finish
 //! (in-flight requests complete, idle ones close), and `serve` returns when they are all gone.
 
@@ -34,6 +39,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower_http::add_extension::AddExtension;
+
+pub mod parse_errors;
 
 /// Limits on each connection and on how many are open (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -56,14 +63,12 @@ impl Default for ConnectionLimits {
 /// The answer to a connection over the cap, in the API's error shape. Written without waiting: a
 /// fresh socket's send buffer always has room for it.
 static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    let m = "too many connections; try again";
-    let body = serde_json::json!({"error": m, "message": m, "code": "service_unavailable"}).to_string();
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
-         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
+    parse_errors::raw_json_response(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "too many connections; try again",
+        "retry-after: 1\r\n",
     )
-    .into_bytes()
 });
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains the open connections.
@@ -77,7 +82,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(parse_errors::MAX_HEADERS)
+        .max_buf_size(parse_errors::MAX_HEAD_BYTES);
     builder.http2().timer(TokioTimer::new());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -170,12 +177,15 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records when bytes last moved, for the idle timeout.
+/// A TCP stream that records when bytes last moved, for the idle timeout, and that sends the
+/// JSON form of hyper's own error answers (see [`parse_errors`]).
 struct Tracked {
     inner: TcpStream,
     start: Instant,
     last_ms: Arc<AtomicU64>,
     heard: Arc<AtomicBool>,
+    /// A replacement response not yet fully written, and how much of it has been.
+    replacing: Option<(Vec<u8>, usize)>,
 }
 
 impl Tracked {
@@ -194,6 +204,7 @@ impl Tracked {
                 start,
                 last_ms,
                 heard,
+                replacing: None,
             },
             activity,
         )
@@ -203,6 +214,45 @@ impl Tracked {
         let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }
+
+    /// Takes over a write of `head` if it is one of hyper's own error answers: the JSON
+    /// replacement is queued and hyper is told its bytes were written.
+    fn take_over(&mut self, head: &[u8]) -> bool {
+        if self.replacing.is_some() {
+            return false;
+        }
+        match parse_errors::replacement(head) {
+            Some(json) => {
+                self.replacing = Some((json, 0));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes out a queued replacement; ready once it is all written (or there is none).
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while let Some((json, written)) = self.replacing.as_mut() {
+            if *written == json.len() {
+                break;
+            }
+            match Pin::new(&mut self.inner).poll_write(cx, &json[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    *written += n;
+                    self.touch();
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Whether a write may be a response head that hyper made (cheap: most writes are not).
+fn may_be_hyper_error(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"HTTP/1.1 4") && bytes.len() < 512
 }
 
 impl AsyncRead for Tracked {
@@ -225,6 +275,10 @@ impl AsyncRead for Tracked {
 impl AsyncWrite for Tracked {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
+        if may_be_hyper_error(data) && this.take_over(data) {
+            return Poll::Ready(Ok(data.len()));
+        }
+        std::task::ready!(this.poll_replacement(cx))?;
         let polled = Pin::new(&mut this.inner).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             this.touch();
@@ -238,6 +292,15 @@ impl AsyncWrite for Tracked {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
+        // hyper writes a whole head as one slice.
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        if may_be_hyper_error(first)
+            && bufs.iter().filter(|b| !b.is_empty()).count() == 1
+            && this.take_over(first)
+        {
+            return Poll::Ready(Ok(first.len()));
+        }
+        std::task::ready!(this.poll_replacement(cx))?;
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             this.touch();
@@ -250,10 +313,14 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
