@@ -232,6 +232,14 @@ pub trait HookSignatureRepo {
     async fn forget_hook_signature(&self, workflow_id: &str, signature: &str) -> StoreResult<()>;
 }
 
+/// The run queue as a whole, for the queue gauges of `/metrics`.
+#[async_trait]
+pub trait QueueRepo {
+    /// The runs a worker could claim at `now_ms` (queued and due, parked and due, or running
+    /// under an expired lease), and the earliest time one of them became due.
+    async fn due_runs(&self, now_ms: i64) -> StoreResult<DueRuns>;
+}
+
 /// Everything the application needs from a backend.
 #[async_trait]
 pub trait Store:
@@ -244,6 +252,7 @@ pub trait Store:
     + RunRepo
     + MasterKeyRepo
     + HookSignatureRepo
+    + QueueRepo
     + UserRepo
     + Send
     + Sync
@@ -259,6 +268,10 @@ pub trait Store:
     }
     /// Which backend this is, for logs.
     fn backend(&self) -> &'static str;
+    /// The group-commit writer's latency and batch-size figures, for `/metrics`.
+    fn commit_metrics(&self) -> crate::metrics::CommitMetrics {
+        crate::metrics::CommitMetrics::default()
+    }
 }
 
 /// Opens (creating and migrating if needed) the store a database URL names.

@@ -176,6 +176,14 @@ pub struct RunEnd<'a> {
     pub at_ms: i64,
 }
 
+/// The claimable runs at one moment ([`crate::store::QueueRepo::due_runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueRuns {
+    pub count: i64,
+    /// The earliest `wake_at` among them (epoch ms); `None` when there are none.
+    pub oldest_wake_at: Option<i64>,
+}
+
 /// Options of a store, set when it is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {

@@ -16,6 +16,7 @@ mod accounts;
 mod files;
 mod hooks;
 mod key_admin;
+mod queue;
 mod rows;
 mod runs;
 mod users;
@@ -253,6 +254,13 @@ impl Store for SqlStore {
         match self.db {
             Db::Sqlite(_) => "sqlite",
             Db::Pg(_) => "postgres",
+        }
+    }
+
+    fn commit_metrics(&self) -> crate::metrics::CommitMetrics {
+        match &self.db {
+            Db::Sqlite(b) => b.writer.commits().clone(),
+            Db::Pg(b) => b.writer.commits().clone(),
         }
     }
 }

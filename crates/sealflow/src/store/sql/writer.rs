@@ -16,10 +16,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::{Database, Executor, Pool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use crate::metrics::CommitMetrics;
 use crate::store::{StoreError, StoreResult};
 
 /// A boxed future, as the job closures return.
@@ -43,6 +45,8 @@ pub(crate) type Job<C> = Box<dyn for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, Ran>
 /// The sending side of a backend's writers.
 pub(crate) struct Writer<DB: Database> {
     queue: mpsc::Sender<Job<DB::Connection>>,
+    /// Every writer task's commit latency and batch size.
+    commits: CommitMetrics,
 }
 
 impl<DB: Database> std::fmt::Debug for Writer<DB> {
@@ -60,15 +64,22 @@ where
     pub(crate) fn start(pool: Pool<DB>, writers: usize, max_batch: usize, begin: &'static str) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
+        let commits = CommitMetrics::default();
         for _ in 0..writers {
             tokio::spawn(run_writer(
                 pool.clone(),
                 rx.clone(),
                 max_batch.clamp(1, MAX_BATCH),
                 begin,
+                commits.clone(),
             ));
         }
-        Self { queue }
+        Self { queue, commits }
+    }
+
+    /// The commit figures, for the application's metrics registry.
+    pub(crate) fn commits(&self) -> &CommitMetrics {
+        &self.commits
     }
 
     /// Runs `f` in the next batch and returns its result once the batch has committed; an error
@@ -107,6 +118,7 @@ async fn run_writer<DB: Database>(
     rx: Arc<Mutex<mpsc::Receiver<Job<DB::Connection>>>>,
     max_batch: usize,
     begin: &'static str,
+    commits: CommitMetrics,
 ) where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
@@ -118,7 +130,10 @@ async fn run_writer<DB: Database>(
                 return; // every sender is gone: the store was dropped
             }
         }
+        let (jobs, started) = (batch.len(), Instant::now());
         let answers = commit_batch(&pool, batch.drain(..), begin).await;
+        // Recorded before anyone is answered, so a scrape after a write always includes it.
+        commits.observe(jobs, started.elapsed());
         let (answers, outcome) = answers;
         for answer in answers {
             answer(outcome.clone());
