@@ -108,6 +108,7 @@ impl RunsService {
             reset: reset_ms.div_euclid(1000),
         };
         if hits > limit {
+            self.engine.metrics().rate_limited(bucket);
             let retry_after_secs = ((reset_ms - now + 999) / 1000).max(1) as u64;
             return Err(RunsError::RateLimited {
                 limit,
@@ -183,6 +184,7 @@ impl RunsService {
             .await
         {
             Ok(InsertRun::Inserted) => {
+                self.engine.metrics().run_started(&run.trigger_type);
                 match reservation {
                     Some(reservation) => {
                         run.status = "running".into();
@@ -290,6 +292,11 @@ impl RunsService {
         match self.store.cancel_run(workspace_id, id, now_ms()).await? {
             CancelRun::Cancelled => {
                 self.engine.ends().ended(id);
+                // Read back for its trigger label; cancelling is rare, so the read costs little.
+                if let Ok(Some(run)) = self.store.get_run(workspace_id, id).await {
+                    let metrics = self.engine.metrics();
+                    metrics.run_finished(&run.trigger_type, crate::metrics::RunEndStatus::Cancelled);
+                }
                 Ok(())
             }
             CancelRun::AlreadyFinished(status) => Err(RunsError::Conflict(format!(

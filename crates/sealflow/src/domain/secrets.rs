@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
 use crate::ids;
+use crate::metrics::Metrics;
 use crate::store::{InsertSecret, SecretMeta, SecretRecord, Store, StoreError};
 use crate::vault::{SecretAad, Vault, VaultError};
 
@@ -69,11 +70,23 @@ pub struct SecretsService {
     store: Arc<dyn Store>,
     vault: Arc<Vault>,
     limits: SecretLimits,
+    metrics: Metrics,
 }
 
 impl SecretsService {
     pub fn new(store: Arc<dyn Store>, vault: Arc<Vault>, limits: SecretLimits) -> Self {
-        Self { store, vault, limits }
+        Self {
+            store,
+            vault,
+            limits,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Counts decryptions in `metrics` (the application's) instead of an unserved registry.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub async fn list(&self, workspace_id: &str) -> Result<Vec<SecretMeta>, SecretsError> {
@@ -184,7 +197,9 @@ impl SecretsService {
             name,
             version: row.version,
         };
-        Ok((self.vault.open(&aad, &row.sealed)?, row.allowed_hosts))
+        let opened = self.vault.open(&aad, &row.sealed);
+        self.metrics.secret_decryption(opened.is_ok());
+        Ok((opened?, row.allowed_hosts))
     }
 }
 

@@ -21,6 +21,7 @@ use super::limits::recorded_bytes;
 use super::webhook::WebhookStep;
 use super::worker::{guard, Outcome, Shared};
 use crate::ids::now_ms;
+use crate::metrics::RunEndStatus;
 use crate::store::{BatchItem, RunRecord};
 
 /// Rows processed between two durable writes.
@@ -96,7 +97,11 @@ pub(super) async fn execute_rows(
             .store
             .finish_run(&run.id, owner, "completed", None, now_ms())
             .await?,
-    )
+    )?;
+    shared
+        .metrics
+        .run_finished(&run.trigger_type, RunEndStatus::Completed);
+    Ok(())
 }
 
 /// The batch's one redactor, and where it is published for the log writer while rows run.
@@ -129,6 +134,7 @@ async fn run_row(
     while i < def.steps.len() {
         let step = &def.steps[i];
         let mut next = i + 1;
+        let clock = std::time::Instant::now();
         let result = match &step.config {
             StepConfig::Delay(_) => Err("delay steps do not run in batch runs".to_owned()),
             StepConfig::Transform(_) => condition::transform(step, &ctx),
@@ -147,6 +153,7 @@ async fn run_row(
                     egress: &shared.egress,
                     redactor: &mut *redactor,
                     live,
+                    metrics: &shared.metrics,
                 }
                 .run();
                 let outcome = tokio::select! {
@@ -160,6 +167,7 @@ async fn run_row(
                 }
             }
         };
+        shared.metrics.step(step.step_type, clock.elapsed());
         match result {
             Ok(output) => {
                 ctx.outputs.insert(step.id.clone(), output.clone());

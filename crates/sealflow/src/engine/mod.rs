@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 pub use ends::RunEnds;
 
 use crate::domain::secrets::SecretsService;
+use crate::metrics::Metrics;
 use crate::store::{RunRecord, Store};
 
 /// Engine settings.
@@ -57,6 +58,9 @@ pub struct EngineConfig {
     /// Definition, step-render and run-record size limits (the definition one is applied by the
     /// workflows service when saving).
     pub limits: Limits,
+    /// Where runs, steps and webhook sends are counted; a fresh registry nothing serves by
+    /// default (the application puts its own here).
+    pub metrics: Metrics,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +73,7 @@ impl Default for EngineConfig {
             egress: EgressOptions::default(),
             live_secrets: LiveRedactors::default(),
             limits: Limits::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -104,6 +109,7 @@ impl Engine {
                 definitions: worker::Definitions::default(),
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 live: config.live_secrets.clone(),
+                metrics: config.metrics.clone(),
             }),
         })
     }
@@ -161,6 +167,11 @@ impl Engine {
     /// The store the engine works on (for the scheduler).
     pub fn store(&self) -> Arc<dyn Store> {
         self.inner.store.clone()
+    }
+
+    /// Where the engine and the services that start runs record their metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Wakes idle workers (after a run was created).

@@ -88,6 +88,7 @@ impl Scheduler {
                 now,
             );
             if self.store.insert_scheduled_run(&run, tick).await? {
+                self.engine.metrics().run_started(&run.trigger_type);
                 fired += 1;
                 tracing::info!(workflow_id = %wf.id, run_id = %run.id, scheduled_for = %rfc3339(tick), "schedule fired");
             }

@@ -31,6 +31,7 @@ use super::context::RunContext;
 use super::response::read_masked_body;
 use super::webhook_request::prepare;
 use crate::domain::secrets::SecretsService;
+use crate::metrics::{Metrics, WebhookSend};
 
 /// Upper bound on one wait between attempts (also caps a remote `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -67,6 +68,8 @@ pub struct WebhookStep<'a> {
     pub redactor: &'a mut Redactor,
     /// Where the redactor is published for the log writer while the request is in flight.
     pub live: &'a LiveSlot,
+    /// Counts every request sent (each attempt).
+    pub metrics: &'a Metrics,
 }
 
 impl WebhookStep<'_> {
@@ -81,6 +84,7 @@ impl WebhookStep<'_> {
             egress,
             redactor,
             live,
+            metrics,
         } = self;
         let prepared = prepare(workspace_id, config, ctx, secrets, redactor).await;
         // Published before anything is sent: the HTTP client logs the destination.
@@ -105,7 +109,12 @@ impl WebhookStep<'_> {
             req.body = prepared.body.clone();
             req.timeout = Some(Duration::from_millis(config.timeout_ms));
             let started = Instant::now();
-            let retry_after = match egress.send(req, !prepared.carries_secret).await {
+            let sent = egress.send(req, !prepared.carries_secret).await;
+            metrics.webhook_send(match &sent {
+                Ok(resp) => WebhookSend::Response(resp.status().as_u16()),
+                Err(e) => WebhookSend::from_error(e),
+            });
+            let retry_after = match sent {
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));

@@ -19,6 +19,7 @@ use super::limits::RunTally;
 use super::webhook::WebhookStep;
 use crate::domain::secrets::SecretsService;
 use crate::ids::now_ms;
+use crate::metrics::{Metrics, RunEndStatus};
 use crate::store::{RunEnd, RunRecord, StepRecord, Store, StoreError};
 
 pub(super) struct Shared {
@@ -40,6 +41,7 @@ pub(super) struct Shared {
     pub stopping: AtomicBool,
     /// Redactors of the runs in flight, for the log writer.
     pub live: LiveRedactors,
+    pub metrics: Metrics,
 }
 
 impl Shared {
@@ -133,10 +135,15 @@ async fn execute(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) -> R
         Ok(def) => def,
         Err(e) => {
             let error = format!("the stored definition is no longer valid: {e}");
-            shared
+            let ended = shared
                 .store
                 .finish_run(&run.id, owner, "failed", Some(&error), now_ms())
                 .await?;
+            if ended {
+                shared
+                    .metrics
+                    .run_finished(&run.trigger_type, RunEndStatus::Failed);
+            }
             return Ok(());
         }
     };
@@ -230,6 +237,7 @@ async fn execute_steps(
         }
         let step = &def.steps[idx];
         let started = now_ms();
+        let clock = std::time::Instant::now();
         let mut record = StepRecord {
             idx: idx as i64,
             step_id: step.id.clone(),
@@ -300,6 +308,7 @@ async fn execute_steps(
                     egress: &shared.egress,
                     redactor: &mut redactor,
                     live: &live,
+                    metrics: &shared.metrics,
                 }
                 .run();
                 let outcome = tokio::select! {
@@ -313,6 +322,7 @@ async fn execute_steps(
                 record.attempts = outcome.attempts;
             }
         }
+        shared.metrics.step(step.step_type, clock.elapsed());
         tally.charge(&mut record);
         let finished = now_ms();
         record.completed_at = Some(finished);
@@ -342,6 +352,9 @@ async fn execute_steps(
                     .save_steps(&run.id, owner, &[record], idx as i64, Some(end))
                     .await?,
             )?;
+            shared
+                .metrics
+                .run_finished(&run.trigger_type, RunEndStatus::Failed);
             return Ok(());
         }
         if let Some(out) = &record.output {
@@ -375,6 +388,9 @@ async fn execute_steps(
                 .await?,
         )?;
         if end.is_some() {
+            shared
+                .metrics
+                .run_finished(&run.trigger_type, RunEndStatus::Completed);
             return Ok(());
         }
         idx = next;
@@ -386,5 +402,8 @@ async fn execute_steps(
             .finish_run(&run.id, owner, "completed", None, now_ms())
             .await?,
     )?;
+    shared
+        .metrics
+        .run_finished(&run.trigger_type, RunEndStatus::Completed);
     Ok(())
 }
