@@ -149,6 +149,9 @@ async fn serve(args: ServeArgs, live_secrets: sealflow_redact::LiveRedactors) ->
     let app = crate::startup::Application::build(config).await?;
     let shutdown = crate::startup::shutdown_signal();
     tracing::info!(address = %app.local_addr(), "sealflow listening");
+    if let Some(addr) = app.metrics_addr() {
+        tracing::info!(metrics_on = %addr, "serving /metrics on its own listener only");
+    }
     app.run_until(shutdown).await?;
     tracing::info!("sealflow stopped");
     Ok(())

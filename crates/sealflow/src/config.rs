@@ -51,6 +51,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "SEALFLOW_BODY_TIMEOUT_MS",
     "SEALFLOW_IDLE_TIMEOUT_MS",
     "SEALFLOW_MAX_CONNECTIONS",
+    "SEALFLOW_METRICS_LISTEN",
     "SEALFLOW_LOG",
     "SEALFLOW_LOG_FORMAT",
 ];
@@ -136,6 +137,10 @@ pub struct ServeArgs {
     /// Most connections served at once; one more is answered 503 and closed.
     #[arg(long, env = "SEALFLOW_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Where `/metrics` is served: `main` (the main listener, the default), `off`, or an
+    /// address:port of its own (then only there).
+    #[arg(long, env = "SEALFLOW_METRICS_LISTEN", default_value = "main")]
+    pub metrics_listen: String,
     /// PEM public key (RSA, EC P-256 or Ed25519) that verifies JWTs (RS256/ES256/EdDSA). An HS256
     /// secret is given instead by SEALFLOW_JWT_SECRET or SEALFLOW_JWT_SECRET_FILE.
     #[arg(long, env = "SEALFLOW_JWT_PUBLIC_KEY_FILE")]
@@ -175,6 +180,27 @@ impl std::fmt::Debug for MasterKeySource {
     }
 }
 
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    /// On the main listener, beside the API.
+    Main,
+    /// Nowhere: `/metrics` is a 404.
+    Off,
+    /// On a listener of its own at this address, and not on the main one.
+    Separate(SocketAddr),
+}
+
+impl MetricsListen {
+    fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "" | "main" => Some(Self::Main),
+            "off" => Some(Self::Off),
+            addr => addr.parse().ok().map(Self::Separate),
+        }
+    }
+}
+
 /// Storage settings resolved from [`StorageArgs`].
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
@@ -201,6 +227,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Time allowed to receive a whole request body.
     pub body_timeout: Duration,
+    /// Where `/metrics` is served.
+    pub metrics: MetricsListen,
 }
 
 fn env_secret(name: &str, problems: &mut Vec<String>) -> Option<SecretString> {
@@ -302,6 +330,16 @@ impl ServeArgs {
         if self.max_connections < 1 {
             problems.push("--max-connections must be at least 1".into());
         }
+        let metrics = MetricsListen::parse(&self.metrics_listen);
+        match (metrics, listen) {
+            (None, _) => problems.push(format!(
+                "--metrics-listen {:?} is not main, off or an address:port",
+                self.metrics_listen
+            )),
+            (Some(MetricsListen::Separate(m)), Some(l)) if m == l && m.port() != 0 => problems
+                .push("--metrics-listen must differ from --listen (use main to serve /metrics there)".into()),
+            _ => {}
+        }
         let allow_list = sealflow_egress::AllowList::parse(&self.egress_allow)
             .map_err(|e| problems.push(format!("--egress-allow: {e}")))
             .unwrap_or_else(|()| sealflow_egress::AllowList::empty());
@@ -369,6 +407,7 @@ impl ServeArgs {
                     max_connections: self.max_connections,
                 },
                 body_timeout: Duration::from_millis(self.body_timeout_ms),
+                metrics: metrics.unwrap_or(MetricsListen::Main),
             }),
             _ => Err(problems),
         }
@@ -394,6 +433,7 @@ impl Config {
             hook_rate_limit: 600,
             connections: ConnectionLimits::default(),
             body_timeout: Duration::from_secs(30),
+            metrics: MetricsListen::Main,
         }
     }
 }

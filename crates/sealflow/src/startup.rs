@@ -9,19 +9,22 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, JwtVerifier, LoginTokens, Passwords};
-use crate::config::{Config, MasterKeySource, StorageConfig};
+use crate::config::{Config, MasterKeySource, MetricsListen, StorageConfig};
 use crate::domain::runs::RunsService;
 use crate::domain::secrets::SecretsService;
 use crate::domain::users::UsersService;
 use crate::domain::workflows::WorkflowsService;
 use crate::engine::Engine;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::store::{self, Store};
 use crate::vault::{EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider, Vault};
 
 /// A bound, ready-to-serve server.
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics` on an address of its own (`SEALFLOW_METRICS_LISTEN`).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     engine: Engine,
     workers: usize,
@@ -33,8 +36,11 @@ pub struct Application {
 
 impl Application {
     /// Opens storage and the vault (refusing a wrong master key), then binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let (store, vault) = open_store_and_vault(&config.storage).await?;
+        // The application's own registry: several servers in one process never mix counts.
+        let metrics = Metrics::new(store.commit_metrics());
+        config.engine.metrics = metrics.clone();
         let jwt = config
             .jwt
             .as_ref()
@@ -46,14 +52,21 @@ impl Application {
         let passwords = Passwords::default();
         passwords.warm_up().await;
         let users = Arc::new(UsersService::new(store.clone(), passwords));
-        let secrets = Arc::new(SecretsService::new(
-            store.clone(),
-            vault.clone(),
-            config.secret_limits,
-        ));
+        let secrets = Arc::new(
+            SecretsService::new(store.clone(), vault.clone(), config.secret_limits)
+                .with_metrics(metrics.clone()),
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let metrics_listener = match config.metrics {
+            MetricsListen::Separate(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for /metrics"))?,
+            ),
+            MetricsListen::Main | MetricsListen::Off => None,
+        };
         let workflows = Arc::new(WorkflowsService::new(
             store.clone(),
             config.engine.limits.definition_bytes,
@@ -78,9 +91,11 @@ impl Application {
             users,
             pages: Arc::new(crate::dashboard::Pages::new()?),
             public_base,
+            metrics,
         };
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             engine,
             workers,
@@ -100,6 +115,13 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// Where `/metrics` is served on its own, if it is (`SEALFLOW_METRICS_LISTEN=ADDR`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
     /// The shared state, for tests that reach past HTTP (e.g. to inspect the store).
     pub fn state(&self) -> &AppState {
         &self.state
@@ -109,6 +131,7 @@ impl Application {
     /// in-flight requests and gives running steps a grace period (their leases cover the rest).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = (self.stop_tx, self.stop_rx);
+        let mut metrics_stopping = stop_rx.clone();
         let mut workers = self.engine.start(self.workers, stop_rx.clone());
         let scheduler = crate::engine::scheduler::Scheduler::new(
             self.engine.store(),
@@ -117,12 +140,21 @@ impl Application {
         );
         workers.push(tokio::spawn(scheduler.run(self.schedule_every, stop_rx)));
         let limits = self.state.config.connections;
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let app = http::metrics::separate_router(self.state.clone());
+            tokio::spawn(crate::server::serve(listener, app, limits, async move {
+                let _ = metrics_stopping.wait_for(|stop| *stop).await;
+            }))
+        });
         let app = http::router(self.state);
         let served = crate::server::serve(self.listener, app, limits, async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         })
         .await;
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         let grace = tokio::time::sleep(std::time::Duration::from_secs(10));
         tokio::pin!(grace);
         for worker in workers {

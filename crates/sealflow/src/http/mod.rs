@@ -1,7 +1,7 @@
 //! The HTTP layer: the application state, the router, and request-wide layers.
 //!
 //! Each resource has its own module exporting `router()`; this file only merges them, mounts the
-//! `/api/cli` alias, and adds the body limit, request ids and request logging.
+//! `/api/cli` alias, and adds the body limit, request ids, request logging and request metrics.
 
 mod error;
 mod extract;
@@ -11,6 +11,7 @@ mod hooks;
 mod integrations;
 mod keys;
 mod me;
+pub mod metrics;
 mod openapi;
 mod paging;
 pub(crate) mod runs;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub pages: Arc<crate::dashboard::Pages>,
     /// The base URL clients reach this server at (no trailing slash).
     pub public_base: Arc<str>,
+    /// The application's metrics registry (served at `/metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -151,6 +154,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     Router::new()
         .merge(documented)
+        .merge(metrics::main_router(state.config.metrics))
         .nest(
             "/api/cli",
             Router::from(workflow_routes(runs::cli_router())).merge(integrations::router()),
@@ -194,6 +198,11 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_failure(()),
         )
+        // Every request the router answers, 4xx and fallbacks included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
         .with_state(state)
