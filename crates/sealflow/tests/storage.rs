@@ -56,6 +56,9 @@ storage_tests!(
     files_keep_their_rows_in_order_and_batch_rows_join_their_results,
     workspaces_are_created_once_and_found_by_id_or_slug,
     master_key_checks_are_stored_once_per_key,
+    the_key_ring_names_one_current_key_and_retires_only_unused_keys,
+    rewrapped_data_keys_change_only_the_wrap_and_only_if_the_row_is_unchanged,
+    the_rewrap_lease_is_held_by_one_owner_until_it_lapses,
     api_keys_are_found_by_hash_until_revoked_or_deleted,
     secrets_are_inserted_up_to_the_limit_and_never_twice_by_name,
     concurrent_secret_inserts_never_exceed_the_limit,
@@ -299,6 +302,194 @@ async fn workspaces_are_created_once_and_found_by_id_or_slug(store: Arc<dyn Stor
     );
     assert_eq!(store.find_workspace("acme").await.unwrap(), Some(first));
     assert_eq!(store.find_workspace("initech").await.unwrap(), None);
+}
+
+async fn the_key_ring_names_one_current_key_and_retires_only_unused_keys(store: Arc<dyn Store>) {
+    use sealflow::store::{RetireKey, WrappedRoot};
+    assert_eq!(store.current_master_key().await.unwrap(), None);
+    assert_eq!(
+        store.init_key_ring("mk_a", b"check-a", NOW).await.unwrap(),
+        "mk_a"
+    );
+    // A second instance starting at the same time keeps the first one's key.
+    assert_eq!(
+        store.init_key_ring("mk_b", b"check-b", NOW).await.unwrap(),
+        "mk_a"
+    );
+    assert_eq!(store.current_master_key().await.unwrap().as_deref(), Some("mk_a"));
+    assert!(!store.set_current_master_key("mk_unknown", NOW).await.unwrap());
+    store
+        .insert_derivation_root(
+            &WrappedRoot {
+                kek_id: "mk_a".into(),
+                wrapped: vec![1],
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .insert_derivation_root(
+            &WrappedRoot {
+                kek_id: "mk_b".into(),
+                wrapped: vec![2],
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.derivation_root().await.unwrap(),
+        Some(WrappedRoot {
+            kek_id: "mk_a".into(),
+            wrapped: vec![1]
+        }),
+        "the first root stays"
+    );
+    let ws = store.ensure_workspace("acme").await.unwrap();
+    let mut row = secret(&ws.id, "TOKEN", 1, None);
+    row.sealed.kek_id = "mk_a".into();
+    store.insert_secret(&row, 10).await.unwrap();
+
+    assert!(store.set_current_master_key("mk_b", NOW + 1).await.unwrap());
+    assert_eq!(
+        store.retire_master_key("mk_b", NOW).await.unwrap(),
+        RetireKey::Current
+    );
+    assert_eq!(
+        store.retire_master_key("mk_a", NOW).await.unwrap(),
+        RetireKey::InUse {
+            data_keys: 1,
+            derivation_root: true
+        }
+    );
+    assert_eq!(
+        store.retire_master_key("mk_zzz", NOW).await.unwrap(),
+        RetireKey::NotFound
+    );
+    assert!(store
+        .rewrap_derivation_root(
+            "mk_a",
+            &WrappedRoot {
+                kek_id: "mk_b".into(),
+                wrapped: vec![3]
+            }
+        )
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .rewrap_derivation_root(
+                "mk_a",
+                &WrappedRoot {
+                    kek_id: "mk_b".into(),
+                    wrapped: vec![4]
+                }
+            )
+            .await
+            .unwrap(),
+        "a root rewrapped meanwhile is left alone"
+    );
+    assert!(store.delete_secret(&ws.id, "TOKEN").await.unwrap());
+    assert_eq!(
+        store.retire_master_key("mk_a", NOW + 2).await.unwrap(),
+        RetireKey::Retired
+    );
+    assert_eq!(
+        store.retire_master_key("mk_a", NOW + 3).await.unwrap(),
+        RetireKey::AlreadyRetired
+    );
+    let keys = store.master_keys().await.unwrap();
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.id.as_str(), k.retired_at))
+            .collect::<Vec<_>>(),
+        vec![("mk_a", Some(NOW + 2)), ("mk_b", None)]
+    );
+    assert!(
+        !store.set_current_master_key("mk_a", NOW).await.unwrap(),
+        "a retired key cannot be current"
+    );
+}
+
+async fn rewrapped_data_keys_change_only_the_wrap_and_only_if_the_row_is_unchanged(store: Arc<dyn Store>) {
+    store.init_key_ring("mk_old", b"c", NOW).await.unwrap();
+    let ws = store.ensure_workspace("acme").await.unwrap();
+    for name in ["A", "B", "C"] {
+        let mut row = secret(&ws.id, name, 1, None);
+        row.sealed.kek_id = "mk_old".into();
+        store.insert_secret(&row, 10).await.unwrap();
+    }
+    let mut fresh = secret(&ws.id, "D", 1, None);
+    fresh.sealed.kek_id = "mk_new".into();
+    store.insert_secret(&fresh, 10).await.unwrap();
+    let todo = store.data_keys_to_rewrap("mk_new", 2).await.unwrap();
+    assert_eq!(todo.len(), 2, "bounded by the limit");
+    let mut all = store.data_keys_to_rewrap("mk_new", 100).await.unwrap();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        all.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["A", "B", "C"]
+    );
+    // B is replaced between the read and the write: its row is left to the replace.
+    let mut replaced = secret(&ws.id, "B", 2, None);
+    replaced.sealed.kek_id = "mk_new".into();
+    assert!(store.replace_secret(&replaced, 1).await.unwrap());
+    let batch = all
+        .iter()
+        .map(|r| (r.clone(), "mk_new".to_owned(), vec![9, 9]))
+        .collect();
+    assert_eq!(store.store_rewrapped(batch).await.unwrap(), 2);
+    let a = store.get_secret(&ws.id, "A").await.unwrap().unwrap();
+    assert_eq!(
+        (a.sealed.kek_id.as_str(), a.sealed.wrapped_dek.as_slice()),
+        ("mk_new", &[9u8, 9][..])
+    );
+    assert_eq!(
+        a.sealed.ciphertext, b"ct-A-1",
+        "the value's ciphertext is untouched"
+    );
+    let b = store.get_secret(&ws.id, "B").await.unwrap().unwrap();
+    assert_eq!(b.sealed, replaced.sealed);
+    assert!(store.data_keys_to_rewrap("mk_new", 100).await.unwrap().is_empty());
+    assert_eq!(
+        store.data_keys_per_master_key().await.unwrap(),
+        vec![("mk_new".to_owned(), 4)]
+    );
+}
+
+async fn the_rewrap_lease_is_held_by_one_owner_until_it_lapses(store: Arc<dyn Store>) {
+    store.init_key_ring("mk_a", b"c", NOW).await.unwrap();
+    assert!(store.claim_rewrap("one", NOW, NOW + 1000, false).await.unwrap());
+    assert!(!store
+        .claim_rewrap("two", NOW + 10, NOW + 1010, false)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .claim_rewrap("one", NOW + 20, NOW + 1020, false)
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        store
+            .claim_rewrap("two", NOW + 1021, NOW + 2021, false)
+            .await
+            .unwrap(),
+        "lapsed"
+    );
+    assert!(
+        store
+            .claim_rewrap("cli", NOW + 1022, NOW + 2022, true)
+            .await
+            .unwrap(),
+        "forced"
+    );
+    assert!(!store
+        .claim_rewrap("two", NOW + 1023, NOW + 2023, false)
+        .await
+        .unwrap());
 }
 
 async fn master_key_checks_are_stored_once_per_key(store: Arc<dyn Store>) {

@@ -17,6 +17,7 @@
 
 pub(crate) mod files;
 mod key_admin;
+mod keyring;
 mod models;
 mod sql;
 mod users;
@@ -28,6 +29,7 @@ use thiserror::Error;
 
 pub use files::{BatchItem, BatchRow, FileRecord, FileRepo};
 pub use key_admin::KeyAdminRepo;
+pub use keyring::{KeyRingRepo, MasterKeyRecord, RetireKey, WrappedDek, WrappedRoot};
 pub use models::*;
 pub use sql::{Db, PgStore, SqlStore, SqliteStore};
 pub use users::{MemberRecord, Membership, SessionRecord, UserRecord, UserRepo};
@@ -251,6 +253,7 @@ pub trait Store:
     + WorkflowRepo
     + RunRepo
     + MasterKeyRepo
+    + KeyRingRepo
     + HookSignatureRepo
     + QueueRepo
     + UserRepo

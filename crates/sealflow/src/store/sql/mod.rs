@@ -16,6 +16,7 @@ mod accounts;
 mod files;
 mod hooks;
 mod key_admin;
+mod keyring;
 mod queue;
 mod rows;
 mod runs;

@@ -192,3 +192,22 @@ pub(crate) fn user_from_row(row: &impl SqlRow) -> StoreResult<crate::store::User
         created_at: row.col("created_at")?,
     })
 }
+
+pub(crate) fn master_key_from_row(row: &impl SqlRow) -> StoreResult<crate::store::MasterKeyRecord> {
+    Ok(crate::store::MasterKeyRecord {
+        id: row.col("id")?,
+        check_value: row.col("check_value")?,
+        created_at: row.col("created_at")?,
+        retired_at: row.col("retired_at")?,
+    })
+}
+
+pub(crate) fn wrapped_dek_from_row(row: &impl SqlRow) -> StoreResult<crate::store::WrappedDek> {
+    Ok(crate::store::WrappedDek {
+        workspace_id: row.col("workspace_id")?,
+        name: row.col("name")?,
+        version: row.col("version")?,
+        kek_id: row.col("kek_id")?,
+        wrapped_dek: row.col("wrapped_dek")?,
+    })
+}
