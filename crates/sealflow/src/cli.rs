@@ -1,4 +1,5 @@
-//! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `user create`, `key generate`,
+//! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `user create`, `key` (generate,
+//! add, rotate, status, retire; in [`crate::key_cli`]),
 //! and the client verbs `secrets`, `workflows`, `runs` (in [`crate::client`]) that talk to a server.
 
 use std::process::ExitCode;
@@ -16,7 +17,9 @@ use crate::store::{self, Role};
     version,
     about = "Self-hosted workflow engine for steps that call other services with secrets",
     after_help = "The master key is read from SEALFLOW_MASTER_KEY (base64 of 32 bytes) or \
-                  --master-key-file / SEALFLOW_MASTER_KEY_FILE; never from a flag value."
+                  --master-key-file / SEALFLOW_MASTER_KEY_FILE, and the next key of a rotation from \
+                  SEALFLOW_MASTER_KEY_NEXT or --master-key-next-file / SEALFLOW_MASTER_KEY_NEXT_FILE; \
+                  never from a flag value."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -110,6 +113,42 @@ pub struct ApikeyCreateArgs {
 pub enum KeyCommand {
     /// Print a new random master key (base64 of 32 bytes).
     Generate,
+    /// Register the next master key (SEALFLOW_MASTER_KEY_NEXT or SEALFLOW_MASTER_KEY_NEXT_FILE)
+    /// by its id and check value, so instances may load it; nothing is sealed with it yet.
+    Add(StorageArgs),
+    /// Make the next key current for new writes and rewrap every data key under it, in batches,
+    /// while servers keep serving. Needs both keys. Run again after an interruption to finish
+    /// (without SEALFLOW_MASTER_KEY_NEXT it finishes a pending rewrap under the current key).
+    Rotate(KeyRotateArgs),
+    /// Show the master keys, which one is current, and how many data keys each wraps.
+    Status(KeyStatusArgs),
+    /// Retire a key that nothing uses any more; refuses (exit 1) while anything does.
+    Retire(KeyRetireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRotateArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub rewrap: crate::config::RewrapArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyStatusArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// `text` (default) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRetireArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// The key id (`mk_…`), as `sealflow key status` shows it.
+    pub id: String,
 }
 
 /// Runs the parsed command; errors are printed in full and give a non-zero exit code.
@@ -127,6 +166,10 @@ pub async fn run(cli: Cli, live_secrets: sealflow_redact::LiveRedactors) -> Exit
             println!("{}", crate::vault::generate_master_key_base64().as_str());
             Ok(())
         }
+        Command::Key(KeyCommand::Add(args)) => crate::key_cli::add(args).await,
+        Command::Key(KeyCommand::Rotate(args)) => crate::key_cli::rotate(args).await,
+        Command::Key(KeyCommand::Status(args)) => crate::key_cli::status(args).await,
+        Command::Key(KeyCommand::Retire(args)) => crate::key_cli::retire(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,11 @@ pub const KNOWN_ENV: &[&str] = &[
     "SEALFLOW_DATABASE_URL",
     "SEALFLOW_MASTER_KEY",
     "SEALFLOW_MASTER_KEY_FILE",
+    "SEALFLOW_MASTER_KEY_NEXT",
+    "SEALFLOW_MASTER_KEY_NEXT_FILE",
+    "SEALFLOW_KEY_REWRAP_BATCH",
+    "SEALFLOW_KEY_REWRAP_PAUSE_MS",
+    "SEALFLOW_KEY_REWRAP_TAKEOVER_MS",
     "SEALFLOW_LISTEN",
     "SEALFLOW_PUBLIC_URL",
     "SEALFLOW_BODY_LIMIT",
@@ -69,10 +74,67 @@ pub struct StorageArgs {
     /// takes the key itself), <data-dir>/master.key is used, generated on first start.
     #[arg(long, env = "SEALFLOW_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// File holding the base64 of the next master key, during a rotation (or set
+    /// SEALFLOW_MASTER_KEY_NEXT to the key itself). Both keys are loaded; the database says which
+    /// one seals new data.
+    #[arg(long, env = "SEALFLOW_MASTER_KEY_NEXT_FILE")]
+    pub master_key_next_file: Option<PathBuf>,
     /// Times a run may be started without recording a step result (its worker died mid-step
     /// each time) before it is failed instead of being started again.
     #[arg(long, env = "SEALFLOW_MAX_RUN_ATTEMPTS", default_value_t = 5)]
     pub max_run_attempts: i64,
+}
+
+/// How data keys are rewrapped after a rotation; shared by `serve` and `key rotate`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RewrapArgs {
+    /// Data keys rewrapped per commit (1 to 10000).
+    #[arg(long, env = "SEALFLOW_KEY_REWRAP_BATCH", default_value_t = 500)]
+    pub rewrap_batch: i64,
+    /// Pause between rewrap batches, in milliseconds, to go easy on a busy database.
+    #[arg(long, env = "SEALFLOW_KEY_REWRAP_PAUSE_MS", default_value_t = 0)]
+    pub rewrap_pause_ms: u64,
+    /// How long a rewrapping process's claim lasts without progress, in milliseconds; after it a
+    /// server holding the keys takes over and finishes the rewrap (1000 to 3600000).
+    #[arg(long, env = "SEALFLOW_KEY_REWRAP_TAKEOVER_MS", default_value_t = 30_000)]
+    pub rewrap_takeover_ms: u64,
+}
+
+impl RewrapArgs {
+    pub fn resolve(&self, problems: &mut Vec<String>) -> RewrapConfig {
+        if !(1..=10_000).contains(&self.rewrap_batch) {
+            problems.push("--rewrap-batch must be 1 to 10000".into());
+        }
+        if self.rewrap_pause_ms > 60_000 {
+            problems.push("--rewrap-pause-ms must be at most 60000".into());
+        }
+        if !(1_000..=3_600_000).contains(&self.rewrap_takeover_ms) {
+            problems.push("--rewrap-takeover-ms must be 1000 to 3600000".into());
+        }
+        RewrapConfig {
+            batch: self.rewrap_batch.clamp(1, 10_000),
+            pause: Duration::from_millis(self.rewrap_pause_ms),
+            takeover: Duration::from_millis(self.rewrap_takeover_ms),
+        }
+    }
+}
+
+/// Rewrap settings resolved from [`RewrapArgs`].
+#[derive(Debug, Clone, Copy)]
+pub struct RewrapConfig {
+    pub batch: i64,
+    pub pause: Duration,
+    pub takeover: Duration,
+}
+
+impl Default for RewrapConfig {
+    fn default() -> Self {
+        Self {
+            batch: 500,
+            pause: Duration::ZERO,
+            takeover: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Options of `sealflow serve`.
@@ -80,6 +142,8 @@ pub struct StorageArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub rewrap: RewrapArgs,
     /// Address and port to listen on (port 0 picks a free one).
     #[arg(long, env = "SEALFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -206,6 +270,8 @@ impl MetricsListen {
 pub struct StorageConfig {
     pub database_url: String,
     pub master_key: MasterKeySource,
+    /// The next key of a rotation (`Inline` or `File`), loaded beside `master_key`.
+    pub next_master_key: Option<MasterKeySource>,
     pub options: crate::store::StoreOptions,
 }
 
@@ -229,6 +295,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Where `/metrics` is served.
     pub metrics: MetricsListen,
+    /// How this server finishes a pending rewrap of data keys.
+    pub rewrap: RewrapConfig,
 }
 
 fn env_secret(name: &str, problems: &mut Vec<String>) -> Option<SecretString> {
@@ -266,12 +334,25 @@ impl StorageArgs {
             (None, Some(path)) => MasterKeySource::File(path.clone()),
             (None, None) => MasterKeySource::Default(self.data_dir.join("master.key")),
         };
+        let next_inline = std::env::var("SEALFLOW_MASTER_KEY_NEXT")
+            .ok()
+            .map(SecretString::from);
+        let next_master_key = match (next_inline, &self.master_key_next_file) {
+            (Some(_), Some(_)) => {
+                problems.push("set only one of SEALFLOW_MASTER_KEY_NEXT and --master-key-next-file".into());
+                None
+            }
+            (Some(key), None) => Some(MasterKeySource::Inline(key)),
+            (None, Some(path)) => Some(MasterKeySource::File(path.clone())),
+            (None, None) => None,
+        };
         if self.max_run_attempts < 1 {
             problems.push("--max-run-attempts must be at least 1".into());
         }
         StorageConfig {
             database_url,
             master_key,
+            next_master_key,
             options: crate::store::StoreOptions {
                 max_run_attempts: self.max_run_attempts,
             },
@@ -284,6 +365,7 @@ impl ServeArgs {
     pub fn into_config(self) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         let storage = self.storage.resolve(&mut problems);
+        let rewrap = self.rewrap.resolve(&mut problems);
         let listen = self
             .listen
             .parse::<SocketAddr>()
@@ -408,6 +490,7 @@ impl ServeArgs {
                 },
                 body_timeout: Duration::from_millis(self.body_timeout_ms),
                 metrics: metrics.unwrap_or(MetricsListen::Main),
+                rewrap,
             }),
             _ => Err(problems),
         }
@@ -422,6 +505,7 @@ impl Config {
             storage: StorageConfig {
                 database_url: format!("sqlite://{}", data_dir.join("sealflow.db").display()),
                 master_key,
+                next_master_key: None,
                 options: crate::store::StoreOptions::default(),
             },
             public_url: None,
@@ -434,6 +518,7 @@ impl Config {
             connections: ConnectionLimits::default(),
             body_timeout: Duration::from_secs(30),
             metrics: MetricsListen::Main,
+            rewrap: RewrapConfig::default(),
         }
     }
 }

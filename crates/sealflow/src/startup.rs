@@ -19,6 +19,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 use crate::vault::{EnvKeyProvider, FileKeyProvider, MasterKey, MasterKeyProvider, Vault};
+use secrecy::ExposeSecret;
 
 /// A bound, ready-to-serve server.
 pub struct Application {
@@ -138,6 +139,12 @@ impl Application {
             Arc::new(crate::engine::scheduler::SystemClock),
             self.engine.clone(),
         );
+        workers.push(tokio::spawn(crate::domain::keyring::watch(
+            self.state.store.clone(),
+            self.state.vault.clone(),
+            self.state.config.rewrap,
+            stop_rx.clone(),
+        )));
         workers.push(tokio::spawn(scheduler.run(self.schedule_every, stop_rx)));
         let limits = self.state.config.connections;
         let metrics_server = self.metrics_listener.map(|listener| {
@@ -210,10 +217,14 @@ async fn recv_or_pend(signal: Option<&mut tokio::signal::unix::Signal>) {
     }
 }
 
-/// Opens and migrates the store, then loads the master key and checks it against the database.
+/// Opens and migrates the store, then loads the master keys and checks them against the database.
 ///
 /// With no key configured, `<data-dir>/master.key` is used; it is generated only when the
 /// database has never held encrypted data, so a lost key file is an error, not a silent new key.
+/// `SEALFLOW_MASTER_KEY_NEXT` (or its file) adds the next key of a rotation. Every key the
+/// database still uses (the current one, any wrapping a data key or the derivation root) must be
+/// loaded, else this refuses, naming the missing and the configured ids. The derivation root is
+/// created here on a database that has none.
 pub async fn open_store_and_vault(storage: &StorageConfig) -> anyhow::Result<(Arc<dyn Store>, Arc<Vault>)> {
     let url = storage.database_url.as_str();
     if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -228,20 +239,20 @@ pub async fn open_store_and_vault(storage: &StorageConfig) -> anyhow::Result<(Ar
         );
     }
     let store = store::open_with(url, storage.options).await?;
-    let checks = store.master_key_checks().await?;
-    let key = match &storage.master_key {
+    let registered = store.master_keys().await?;
+    let primary = match &storage.master_key {
         MasterKeySource::Inline(text) => EnvKeyProvider(text.clone()).load()?,
         MasterKeySource::File(path) => FileKeyProvider(path.clone()).load()?,
         MasterKeySource::Default(path) if path.exists() => FileKeyProvider(path.clone()).load()?,
         MasterKeySource::Default(path) => {
-            if !checks.is_empty() {
+            if !registered.is_empty() {
                 anyhow::bail!(
                     "no master key is configured and {} does not exist, but this database holds data \
                      encrypted with master key {}; restore that key file or set SEALFLOW_MASTER_KEY",
                     path.display(),
-                    checks
+                    registered
                         .iter()
-                        .map(|(id, _)| id.as_str())
+                        .map(|k| k.id.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
@@ -249,23 +260,124 @@ pub async fn open_store_and_vault(storage: &StorageConfig) -> anyhow::Result<(Ar
             generate_default_key(path)?
         }
     };
-    let vault = Vault::new(key);
-    vault.verify_key_checks(&checks)?;
-    if checks.is_empty() {
-        store
-            .insert_master_key_check(
-                vault.primary_key_id(),
-                &vault.key_check_value()?,
-                crate::ids::now_ms(),
-            )
-            .await?;
+    let mut keys = vec![(primary, "SEALFLOW_MASTER_KEY")];
+    if let Some(key) = load_next_key(storage)? {
+        if key.id() != keys[0].0.id() {
+            keys.push((key, "SEALFLOW_MASTER_KEY_NEXT"));
+        }
     }
+    let checks: Vec<(String, Vec<u8>)> = registered
+        .iter()
+        .map(|k| (k.id.clone(), k.check_value.clone()))
+        .collect();
+    let (keys, sources): (Vec<MasterKey>, Vec<&str>) = keys.into_iter().unzip();
+    crate::vault::verify_key_checks(&keys, &checks)?;
+    let current = match store.current_master_key().await? {
+        Some(current) => current,
+        None => {
+            // A new database: the configured key becomes its first key (unless another instance
+            // starting at the same time got there first).
+            store
+                .init_key_ring(
+                    keys[0].id(),
+                    &crate::vault::key_check_value(&keys[0])?,
+                    crate::ids::now_ms(),
+                )
+                .await?
+        }
+    };
+    let root = store.derivation_root().await?;
+    let mut needed = vec![format!("{current} (current)")];
+    let mut needed_ids = vec![current.clone()];
+    for (id, n) in store.data_keys_per_master_key().await? {
+        if !needed_ids.contains(&id) {
+            needed.push(format!("{id} (wraps {n} data keys)"));
+            needed_ids.push(id);
+        }
+    }
+    if let Some(root) = &root {
+        if !needed_ids.contains(&root.kek_id) {
+            needed.push(format!("{} (wraps the derivation root)", root.kek_id));
+            needed_ids.push(root.kek_id.clone());
+        }
+    }
+    let missing: Vec<&String> = needed
+        .iter()
+        .zip(&needed_ids)
+        .filter(|(_, id)| !keys.iter().any(|k| k.id() == id.as_str()))
+        .map(|(label, _)| label)
+        .collect();
+    if !missing.is_empty() {
+        let configured: Vec<String> = keys
+            .iter()
+            .zip(&sources)
+            .map(|(k, source)| {
+                let retired = registered
+                    .iter()
+                    .any(|r| r.id == k.id() && r.retired_at.is_some());
+                format!("{} ({source}{})", k.id(), if retired { ", retired" } else { "" })
+            })
+            .collect();
+        anyhow::bail!(
+            "the master key does not match this database: it needs master key {}, which is not \
+             configured; the configured keys are {}. Start with the key(s) it needs \
+             (SEALFLOW_MASTER_KEY, and SEALFLOW_MASTER_KEY_NEXT during a rotation, or their _FILE forms)",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            configured.join(", ")
+        );
+    }
+    for key in &keys {
+        if registered
+            .iter()
+            .any(|r| r.id == key.id() && r.retired_at.is_some())
+        {
+            tracing::warn!(
+                master_key_id = key.id(),
+                "a configured master key is retired; remove it from the configuration"
+            );
+        }
+    }
+    let root = match root {
+        Some(root) => root,
+        None => {
+            let kek = keys
+                .iter()
+                .find(|k| k.id() == current)
+                .expect("the current key is loaded (checked above)");
+            let fresh = crate::store::WrappedRoot {
+                kek_id: current.clone(),
+                wrapped: crate::vault::wrap_fresh_root(kek)?,
+            };
+            store.insert_derivation_root(&fresh, crate::ids::now_ms()).await?;
+            // Re-read: an instance starting at the same time may have stored its root first.
+            store
+                .derivation_root()
+                .await?
+                .context("the derivation root was stored but cannot be read back")?
+        }
+    };
+    let vault = Vault::from_ring(keys, &current, &root.kek_id, &root.wrapped)?;
     tracing::info!(
         backend = store.backend(),
-        master_key_id = vault.primary_key_id(),
+        master_key_id = %vault.current_key_id(),
+        loaded_key_ids = ?vault.key_ids(),
         "storage ready"
     );
     Ok((store, Arc::new(vault)))
+}
+
+/// The next key of a rotation, if one is configured (`SEALFLOW_MASTER_KEY_NEXT` or its file).
+pub fn load_next_key(storage: &StorageConfig) -> anyhow::Result<Option<MasterKey>> {
+    Ok(match &storage.next_master_key {
+        None => None,
+        Some(MasterKeySource::Inline(text)) => Some(
+            MasterKey::from_base64(text.expose_secret())
+                .map_err(|e| anyhow::anyhow!("SEALFLOW_MASTER_KEY_NEXT: {e}"))?,
+        ),
+        Some(MasterKeySource::File(path) | MasterKeySource::Default(path)) => {
+            Some(FileKeyProvider(path.clone()).load()?)
+        }
+    })
 }
 
 fn generate_default_key(path: &std::path::Path) -> anyhow::Result<MasterKey> {

@@ -10,47 +10,10 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use common::pg::PgDb;
 use common::receiver::Receiver;
 use common::*;
 use serde_json::{json, Value};
-use sqlx::Connection;
-
-/// A fresh database on the test server, dropped at the end.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl PgDb {
-    async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("SEALFLOW_TEST_POSTGRES_URL") else {
-            if std::env::var("SEALFLOW_SKIP_POSTGRES").as_deref() == Ok("1") {
-                println!("multi-instance PostgreSQL tests NOT RUN: SEALFLOW_SKIP_POSTGRES=1");
-                return None;
-            }
-            panic!("multi-instance PostgreSQL tests NOT RUN: SEALFLOW_TEST_POSTGRES_URL is unset");
-        };
-        let name = format!("sf_multi_{}", sealflow::ids::random_base62(10).to_lowercase());
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("connect to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-        let url = format!("{base}/{name}");
-        Some(Self { admin_url, name, url })
-    }
-
-    async fn drop_db(self) {
-        let mut conn = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-            .execute(&mut conn)
-            .await;
-    }
-}
 
 struct Fleet {
     servers: Vec<ServerProcess>,

@@ -1,6 +1,7 @@
 //! Domain services: the rules of each resource, between the HTTP layer and the store.
 
 pub mod files;
+pub mod keyring;
 pub mod results;
 pub mod runs;
 pub mod secrets;

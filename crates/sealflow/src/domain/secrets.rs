@@ -101,6 +101,11 @@ impl SecretsService {
             .take()
             .map(|h| h.map(normalize_hosts).transpose())
             .transpose()?;
+        // Seal with the key the database names current, not the one this instance last saw, so
+        // that no instance keeps sealing with a key being rotated out.
+        if let Some(current) = self.store.current_master_key().await? {
+            self.vault.follow_current(&current)?;
+        }
         for _ in 0..REPLACE_ATTEMPTS {
             let now = ids::now_ms();
             match self.store.get_secret(workspace_id, &req.name).await? {

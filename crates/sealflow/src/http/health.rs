@@ -34,7 +34,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({
         "status": "ready",
         "database": state.store.backend(),
-        "master_key_id": state.vault.primary_key_id(),
+        "master_key_id": state.vault.current_key_id(),
     })))
 }
 

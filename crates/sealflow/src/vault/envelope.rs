@@ -118,6 +118,45 @@ pub(super) fn open_secret(
     Ok(SecretString::from(text.to_owned()))
 }
 
+/// Unwraps a secret's data key under `old` and wraps it again under `new`; the value's
+/// ciphertext is not needed and does not change. The key is only ever held in zeroizing memory.
+pub(super) fn rewrap_dek(
+    old: &MasterKey,
+    new: &MasterKey,
+    aad: &SecretAad<'_>,
+    wrapped_dek: &[u8],
+) -> Result<Vec<u8>, VaultError> {
+    let dek = open_raw(old.bytes(), wrapped_dek, &aad.encode("dek", Some(old.id())))?;
+    if dek.len() != 32 {
+        return Err(VaultError::Decrypt);
+    }
+    seal_raw(new.bytes(), dek.as_slice(), &aad.encode("dek", Some(new.id())))
+}
+
+/// The associated data of the wrapped derivation root: its purpose and the wrapping key's id.
+fn root_aad(kek_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    for part in ["derivation-root", kek_id] {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
+}
+
+pub(super) fn wrap_root(kek: &MasterKey, root: &[u8; 32]) -> Result<Vec<u8>, VaultError> {
+    seal_raw(kek.bytes(), root, &root_aad(kek.id()))
+}
+
+pub(super) fn open_root(kek: &MasterKey, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+    let opened = open_raw(kek.bytes(), wrapped, &root_aad(kek.id()))?;
+    let mut root = Zeroizing::new([0u8; 32]);
+    if opened.len() != root.len() {
+        return Err(VaultError::Decrypt);
+    }
+    root.copy_from_slice(&opened);
+    Ok(root)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Vault;
@@ -179,19 +218,81 @@ mod tests {
     }
 
     #[test]
-    fn the_key_check_accepts_the_right_key_and_names_the_wrong_one() {
-        let right = Vault::new(MasterKey::generate());
-        let stored = vec![(
-            right.primary_key_id().to_owned(),
-            right.key_check_value().unwrap(),
-        )];
-        right.verify_key_checks(&stored).unwrap();
-        right.verify_key_checks(&[]).unwrap();
-        let wrong = Vault::new(MasterKey::generate());
-        let err = wrong.verify_key_checks(&stored).unwrap_err().to_string();
-        assert!(
-            err.contains(right.primary_key_id()) && err.contains(wrong.primary_key_id()),
-            "{err}"
+    fn the_key_check_accepts_the_right_key_and_refuses_a_check_it_cannot_open() {
+        use super::super::{key_check_value, verify_key_checks};
+        let right = [MasterKey::generate()];
+        let id = right[0].id().to_owned();
+        let stored = vec![(id.clone(), key_check_value(&right[0]).unwrap())];
+        verify_key_checks(&right, &stored).unwrap();
+        verify_key_checks(&right, &[]).unwrap();
+        let forged = vec![(id.clone(), key_check_value(&MasterKey::generate()).unwrap())];
+        let err = verify_key_checks(&right, &forged).unwrap_err().to_string();
+        assert!(err.contains(&id) && err.contains("does not open"), "{err}");
+    }
+
+    /// Two keys from the same random bytes, so a test can hold one key in two vaults.
+    fn key_pair() -> (MasterKey, MasterKey) {
+        let text = super::super::generate_master_key_base64();
+        (
+            MasterKey::from_base64(&text).unwrap(),
+            MasterKey::from_base64(&text).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_rewrapped_data_key_opens_under_the_new_key_and_the_value_ciphertext_is_unchanged() {
+        let (old_a, old_b) = key_pair();
+        let (new_a, new_b) = key_pair();
+        let old_id = old_a.id().to_owned();
+        let new_id = new_a.id().to_owned();
+        let before = Vault::new(old_a);
+        let root = wrap_root(&old_b, &[7u8; 32]).unwrap();
+        let ring = Vault::from_ring(vec![old_b, new_b], &old_id, &old_id, &root).unwrap();
+        let ctx = aad("ws_a", "TOKEN", 3);
+        let sealed = before
+            .seal(&ctx, &SecretString::from("rotate-me".to_owned()))
+            .unwrap();
+        ring.follow_current(&new_id).unwrap();
+        let (kek_id, wrapped_dek) = ring.rewrap(&ctx, &sealed.kek_id, &sealed.wrapped_dek).unwrap();
+        assert_eq!(kek_id, new_id);
+        let rewrapped = SealedSecret {
+            kek_id,
+            wrapped_dek,
+            ciphertext: sealed.ciphertext.clone(),
+        };
+        assert_eq!(ring.open(&ctx, &rewrapped).unwrap().expose_secret(), "rotate-me");
+        let only_new = Vault::new(new_a);
+        assert_eq!(
+            only_new.open(&ctx, &rewrapped).unwrap().expose_secret(),
+            "rotate-me"
         );
+        assert!(
+            ring.rewrap(&aad("ws_a", "TOKEN", 4), &sealed.kek_id, &sealed.wrapped_dek)
+                .is_err(),
+            "a rewrap checks the data key's context"
+        );
+    }
+
+    #[test]
+    fn derived_keys_stay_the_same_when_the_root_is_rewrapped() {
+        let (old_a, old_b) = key_pair();
+        let (new_a, new_b) = key_pair();
+        let (old_id, new_id) = (old_a.id().to_owned(), new_a.id().to_owned());
+        let wrapped = super::super::wrap_fresh_root(&old_a).unwrap();
+        let before = Vault::from_ring(vec![old_a, new_a], &old_id, &old_id, &wrapped).unwrap();
+        before.follow_current(&new_id).unwrap();
+        let (kek_id, rewrapped) = before.rewrap_root(&old_id, &wrapped).unwrap();
+        assert_eq!(kek_id, new_id);
+        let after = Vault::from_ring(vec![new_b], &new_id, &new_id, &rewrapped).unwrap();
+        assert_eq!(
+            *before.derive_key("jwt-login-signing"),
+            *after.derive_key("jwt-login-signing")
+        );
+        assert_ne!(*after.derive_key("jwt-login-signing"), *after.derive_key("other"));
+        assert_eq!(
+            before.webhook_signing_key("wf_1", "tok").expose_secret(),
+            after.webhook_signing_key("wf_1", "tok").expose_secret()
+        );
+        assert!(Vault::from_ring(vec![old_b], &old_id, &new_id, &rewrapped).is_err());
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod pg;
 pub mod raw_receiver;
 pub mod receiver;
 pub mod seed;
