@@ -326,13 +326,26 @@ async fn rotating_a_thousand_secrets_under_load_survives_a_kill_and_retires_the_
     ];
     let server = start_server(dir.path(), &both[..2]);
     let bases = vec![server.base.clone()];
-    let out = key_cmd(&["add"], &both);
+    // `key add` reads the next key from a file this time (the `_FILE` form, mode 0600).
+    let keys_dir = tempfile::tempdir().unwrap();
+    let next_file = keys_dir.path().join("next.key");
+    std::fs::write(&next_file, format!("{new}\n")).unwrap();
+    std::fs::set_permissions(&next_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = key_cmd(
+        &["add"],
+        &[
+            ("SEALFLOW_MASTER_KEY", old.as_str()),
+            ("SEALFLOW_MASTER_KEY_NEXT_FILE", next_file.to_str().unwrap()),
+            ("SEALFLOW_DATA_DIR", data_dir),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(&format!("registered master key {new_id}")),
         "{}",
         stdout(&out)
     );
+    let mut printed = stdout(&out) + &stderr(&out);
     let storage = [("SEALFLOW_DATA_DIR", data_dir)];
     let before = status(&storage);
     assert_eq!(before["current"], old_id.as_str());
@@ -373,7 +386,9 @@ async fn rotating_a_thousand_secrets_under_load_survives_a_kill_and_retires_the_
     // Run again: it finishes (at full speed, for the figure in the report).
     let resumed = key_cmd(&["rotate"], &both);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
+    printed += &(stderr(&resumed) + &killed);
     let resumed = stdout(&resumed);
+    printed += &resumed;
     println!("resumed rotate:\n{resumed}");
     assert!(
         resumed.contains(&format!("done: {under_old} data keys rewrapped")),
@@ -441,8 +456,14 @@ async fn rotating_a_thousand_secrets_under_load_survives_a_kill_and_retires_the_
         checked >= (outcomes.len() + 2 * workflows.len()) * PER_WORKFLOW,
         "{checked} values checked"
     );
-    let log = server.stop();
-    assert!(!log.contains(&old) && !log.contains(&new), "a key was logged");
+    let log = server.stop() + &printed;
+    for key in [&old, &new] {
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key).unwrap();
+        assert!(
+            !log.contains(key.as_str()) && !log.contains(&hex::encode(&raw)),
+            "a key was printed"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
