@@ -1,6 +1,8 @@
 //! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `user create`, `key` (generate,
-//! add, rotate, status, retire; in [`crate::key_cli`]),
+//! add, rotate, status, retire; in [`crate::key_cli`]), `audit verify|prune` (in `cli/audit.rs`),
 //! and the client verbs `secrets`, `workflows`, `runs` (in [`crate::client`]) that talk to a server.
+
+mod audit;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,9 @@ pub enum Command {
     /// Master-key tools.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The audit trail: verify its hash chains, prune old entries.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Secrets of a server's workspace (client; `--url`, `--token`).
     Secrets {
         #[command(flatten)]
@@ -160,6 +165,7 @@ pub async fn run(cli: Cli, live_secrets: sealflow_redact::LiveRedactors) -> Exit
         Command::Runs { client, command } => return client::run(client, Verb::Runs(command)).await,
         Command::Serve(args) => serve(*args, live_secrets).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Audit(command) => audit::run(command).await,
         Command::Apikey(ApikeyCommand::Create(args)) => apikey_create(args).await,
         Command::User(UserCommand::Create(args)) => user_create(args).await,
         Command::Key(KeyCommand::Generate) => {
@@ -226,7 +232,7 @@ async fn apikey_create(args: ApikeyCreateArgs) -> anyhow::Result<()> {
     let store = store::open(&storage.database_url).await?;
     let workspace = store.ensure_workspace(slug).await?;
     let issued = crate::auth::issue_api_key(&workspace.id, &args.name, role);
-    store.insert_api_key(&issued.record).await?;
+    store.insert_api_key(&issued.record, "cli").await?;
     println!(
         "API key {} ({} role) for workspace {} ({}); it is shown only once:",
         issued.record.id, role, workspace.slug, workspace.id

@@ -531,7 +531,7 @@ async fn secrets_shorter_than_four_bytes_are_refused_and_a_stored_short_one_fail
         created_at: 0,
         updated_at: 0,
     };
-    app.store.insert_secret(&row, 1000).await.unwrap();
+    app.store.insert_secret(&row, 1000, "test").await.unwrap();
     let wf = app
         .workflow(
             &app.admin_key,

@@ -519,7 +519,7 @@ async fn api_keys_are_found_by_hash_until_revoked_or_deleted(store: Arc<dyn Stor
     let ws = workspace(&store, "acme").await;
     let other_ws = workspace(&store, "globex").await;
     let key = api_key(&ws, "hash-1");
-    store.insert_api_key(&key).await.unwrap();
+    store.insert_api_key(&key, "test").await.unwrap();
     let found = store
         .find_active_api_key("hash-1")
         .await
@@ -542,21 +542,30 @@ async fn api_keys_are_found_by_hash_until_revoked_or_deleted(store: Arc<dyn Stor
     assert!(store.list_api_keys(&other_ws).await.unwrap().is_empty());
 
     assert!(
-        !store.revoke_api_key(&other_ws, &key.id, NOW).await.unwrap(),
+        !store
+            .revoke_api_key(&other_ws, &key.id, NOW, "test")
+            .await
+            .unwrap(),
         "other workspace"
     );
-    assert!(store.revoke_api_key(&ws, &key.id, NOW + 30).await.unwrap());
+    assert!(store
+        .revoke_api_key(&ws, &key.id, NOW + 30, "test")
+        .await
+        .unwrap());
     assert!(store.find_active_api_key("hash-1").await.unwrap().is_none());
     // A second revoke keeps the first revocation time.
-    store.revoke_api_key(&ws, &key.id, NOW + 99).await.unwrap();
+    store
+        .revoke_api_key(&ws, &key.id, NOW + 99, "test")
+        .await
+        .unwrap();
     assert_eq!(
         store.list_api_keys(&ws).await.unwrap()[0].revoked_at,
         Some(NOW + 30)
     );
 
-    assert!(!store.delete_api_key(&other_ws, &key.id).await.unwrap());
-    assert!(store.delete_api_key(&ws, &key.id).await.unwrap());
-    assert!(!store.delete_api_key(&ws, &key.id).await.unwrap());
+    assert!(!store.delete_api_key(&other_ws, &key.id, "test").await.unwrap());
+    assert!(store.delete_api_key(&ws, &key.id, "test").await.unwrap());
+    assert!(!store.delete_api_key(&ws, &key.id, "test").await.unwrap());
     assert!(store.list_api_keys(&ws).await.unwrap().is_empty());
 }
 
@@ -567,29 +576,44 @@ async fn secrets_are_inserted_up_to_the_limit_and_never_twice_by_name(store: Arc
     let ws = workspace(&store, "acme").await;
     let other_ws = workspace(&store, "globex").await;
     assert_eq!(
-        store.insert_secret(&secret(&ws, "a", 1, None), 2).await.unwrap(),
+        store
+            .insert_secret(&secret(&ws, "a", 1, None), 2, "test")
+            .await
+            .unwrap(),
         InsertSecret::Inserted
     );
     assert_eq!(
-        store.insert_secret(&secret(&ws, "a", 1, None), 2).await.unwrap(),
-        InsertSecret::NameExists
-    );
-    assert_eq!(
-        store.insert_secret(&secret(&ws, "b", 1, None), 2).await.unwrap(),
-        InsertSecret::Inserted
-    );
-    assert_eq!(
-        store.insert_secret(&secret(&ws, "c", 1, None), 2).await.unwrap(),
-        InsertSecret::LimitReached
-    );
-    // At the limit an existing name is still reported as existing, and the limit is per workspace.
-    assert_eq!(
-        store.insert_secret(&secret(&ws, "a", 1, None), 2).await.unwrap(),
+        store
+            .insert_secret(&secret(&ws, "a", 1, None), 2, "test")
+            .await
+            .unwrap(),
         InsertSecret::NameExists
     );
     assert_eq!(
         store
-            .insert_secret(&secret(&other_ws, "c", 1, None), 2)
+            .insert_secret(&secret(&ws, "b", 1, None), 2, "test")
+            .await
+            .unwrap(),
+        InsertSecret::Inserted
+    );
+    assert_eq!(
+        store
+            .insert_secret(&secret(&ws, "c", 1, None), 2, "test")
+            .await
+            .unwrap(),
+        InsertSecret::LimitReached
+    );
+    // At the limit an existing name is still reported as existing, and the limit is per workspace.
+    assert_eq!(
+        store
+            .insert_secret(&secret(&ws, "a", 1, None), 2, "test")
+            .await
+            .unwrap(),
+        InsertSecret::NameExists
+    );
+    assert_eq!(
+        store
+            .insert_secret(&secret(&other_ws, "c", 1, None), 2, "test")
             .await
             .unwrap(),
         InsertSecret::Inserted
@@ -605,7 +629,7 @@ async fn concurrent_secret_inserts_never_exceed_the_limit(store: Arc<dyn Store>)
         .map(|i| {
             let store = store.clone();
             let row = secret(&ws, &format!("s{i:02}"), 1, None);
-            tokio::spawn(async move { store.insert_secret(&row, 3).await.unwrap() })
+            tokio::spawn(async move { store.insert_secret(&row, 3, "test").await.unwrap() })
         })
         .collect();
     let mut inserted = 0;
@@ -623,14 +647,14 @@ async fn concurrent_secret_inserts_never_exceed_the_limit(store: Arc<dyn Store>)
 async fn secret_replacement_is_guarded_by_the_expected_version(store: Arc<dyn Store>) {
     let ws = workspace(&store, "acme").await;
     store
-        .insert_secret(&secret(&ws, "token", 1, None), 10)
+        .insert_secret(&secret(&ws, "token", 1, None), 10, "test")
         .await
         .unwrap();
     let v2 = secret(&ws, "token", 2, Some(vec!["api.example.com"]));
-    assert!(store.replace_secret(&v2, 1).await.unwrap());
+    assert!(store.replace_secret(&v2, 1, "test").await.unwrap());
     // A writer that read version 1 lost the race.
     assert!(!store
-        .replace_secret(&secret(&ws, "token", 2, None), 1)
+        .replace_secret(&secret(&ws, "token", 2, None), 1, "test")
         .await
         .unwrap());
     let stored = store.get_secret(&ws, "token").await.unwrap().expect("token");
@@ -639,12 +663,12 @@ async fn secret_replacement_is_guarded_by_the_expected_version(store: Arc<dyn St
         (2, v2.sealed, v2.allowed_hosts)
     );
     assert!(!store
-        .replace_secret(&secret(&ws, "missing", 2, None), 1)
+        .replace_secret(&secret(&ws, "missing", 2, None), 1, "test")
         .await
         .unwrap());
 
-    assert!(store.delete_secret(&ws, "token").await.unwrap());
-    assert!(!store.delete_secret(&ws, "token").await.unwrap());
+    assert!(store.delete_secret(&ws, "token", "test").await.unwrap());
+    assert!(!store.delete_secret(&ws, "token", "test").await.unwrap());
     assert!(store.get_secret(&ws, "token").await.unwrap().is_none());
 }
 
@@ -657,7 +681,7 @@ async fn secrets_are_listed_by_name_with_their_allowed_hosts(store: Arc<dyn Stor
         ("mid", Some(vec![])),
     ] {
         store
-            .insert_secret(&secret(&ws, name, 1, hosts), 10)
+            .insert_secret(&secret(&ws, name, 1, hosts), 10, "test")
             .await
             .unwrap();
     }
@@ -1481,18 +1505,27 @@ async fn a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit(store:
 async fn api_keys_are_disabled_enabled_renamed_and_spend_credits_up_to_their_limit(store: Arc<dyn Store>) {
     let ws = workspace(&store, "acme").await;
     let key = api_key(&ws, "hash-credits");
-    store.insert_api_key(&key).await.unwrap();
+    store.insert_api_key(&key, "test").await.unwrap();
     assert!(!store
-        .set_api_key_enabled("ws_other", &key.id, false, NOW)
+        .set_api_key_enabled("ws_other", &key.id, false, NOW, "test")
         .await
         .unwrap());
-    assert!(store.set_api_key_enabled(&ws, &key.id, false, NOW).await.unwrap());
-    assert!(store.find_active_api_key("hash-credits").await.unwrap().is_none());
-    assert!(store.set_api_key_enabled(&ws, &key.id, true, NOW).await.unwrap());
-    assert!(store.find_active_api_key("hash-credits").await.unwrap().is_some());
-    assert!(store.rename_api_key(&ws, &key.id, "renamed").await.unwrap());
     assert!(store
-        .set_api_key_credit_limit(&ws, &key.id, Some(1))
+        .set_api_key_enabled(&ws, &key.id, false, NOW, "test")
+        .await
+        .unwrap());
+    assert!(store.find_active_api_key("hash-credits").await.unwrap().is_none());
+    assert!(store
+        .set_api_key_enabled(&ws, &key.id, true, NOW, "test")
+        .await
+        .unwrap());
+    assert!(store.find_active_api_key("hash-credits").await.unwrap().is_some());
+    assert!(store
+        .rename_api_key(&ws, &key.id, "renamed", "test")
+        .await
+        .unwrap());
+    assert!(store
+        .set_api_key_credit_limit(&ws, &key.id, Some(1), "test")
         .await
         .unwrap());
     assert!(store.charge_api_key_credit(&key.id).await.unwrap());
@@ -1507,7 +1540,10 @@ async fn api_keys_are_disabled_enabled_renamed_and_spend_credits_up_to_their_lim
         (listed.name.as_str(), listed.credits_used, listed.credit_limit),
         ("renamed", 1, Some(1))
     );
-    assert!(store.set_api_key_credit_limit(&ws, &key.id, None).await.unwrap());
+    assert!(store
+        .set_api_key_credit_limit(&ws, &key.id, None, "test")
+        .await
+        .unwrap());
     assert!(store.charge_api_key_credit(&key.id).await.unwrap());
 }
 
@@ -1550,7 +1586,7 @@ async fn files_keep_their_rows_in_order_and_batch_rows_join_their_results(store:
     };
     assert!(
         !store
-            .save_batch_items("run_none", "nobody", &[item], 1)
+            .save_batch_items("run_none", "nobody", &[item], 1, Vec::new())
             .await
             .unwrap(),
         "wrote without a lease"

@@ -48,6 +48,14 @@ pub enum Access {
 }
 
 impl Principal {
+    /// Who this is in the audit trail: `api_key:<id>` or `user:<id>`.
+    pub fn actor(&self) -> String {
+        match &self.subject {
+            Subject::ApiKey(id) => format!("api_key:{id}"),
+            Subject::User(id) => format!("user:{id}"),
+        }
+    }
+
     /// Ok if the role allows `access`; otherwise a 403-class error naming the role.
     pub fn require(&self, access: Access) -> Result<(), AuthError> {
         let needed = match access {

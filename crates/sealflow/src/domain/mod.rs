@@ -1,5 +1,6 @@
 //! Domain services: the rules of each resource, between the HTTP layer and the store.
 
+pub mod audit;
 pub mod files;
 pub mod keyring;
 pub mod results;

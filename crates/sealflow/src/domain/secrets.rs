@@ -93,7 +93,13 @@ impl SecretsService {
         Ok(self.store.list_secrets(workspace_id).await?)
     }
 
-    pub async fn put(&self, workspace_id: &str, mut req: PutSecret) -> Result<PutOutcome, SecretsError> {
+    /// Creates or replaces a secret; the change is audited as done by `actor`.
+    pub async fn put(
+        &self,
+        workspace_id: &str,
+        actor: &str,
+        mut req: PutSecret,
+    ) -> Result<PutOutcome, SecretsError> {
         validate_name(&req.name)?;
         validate_value(req.value.expose_secret(), self.limits.max_value_bytes)?;
         let hosts = req
@@ -113,7 +119,7 @@ impl SecretsService {
                     let row = self.sealed_row(workspace_id, &req, 1, hosts.clone().flatten(), now, now)?;
                     match self
                         .store
-                        .insert_secret(&row, self.limits.max_per_workspace)
+                        .insert_secret(&row, self.limits.max_per_workspace, actor)
                         .await?
                     {
                         InsertSecret::Inserted => return Ok(PutOutcome::Created),
@@ -136,7 +142,7 @@ impl SecretsService {
                         current.created_at,
                         now.max(current.updated_at),
                     )?;
-                    if self.store.replace_secret(&row, current.version).await? {
+                    if self.store.replace_secret(&row, current.version, actor).await? {
                         return Ok(PutOutcome::Replaced);
                     }
                 }
@@ -170,9 +176,10 @@ impl SecretsService {
         })
     }
 
-    pub async fn delete(&self, workspace_id: &str, name: &str) -> Result<(), SecretsError> {
+    /// Deletes a secret; audited as done by `actor`.
+    pub async fn delete(&self, workspace_id: &str, actor: &str, name: &str) -> Result<(), SecretsError> {
         validate_name(name)?;
-        if self.store.delete_secret(workspace_id, name).await? {
+        if self.store.delete_secret(workspace_id, name, actor).await? {
             Ok(())
         } else {
             Err(SecretsError::NotFound(name.to_owned()))
@@ -183,15 +190,11 @@ impl SecretsService {
     pub async fn reveal(&self, workspace_id: &str, name: &str) -> Result<SecretString, SecretsError> {
         self.reveal_with_hosts(workspace_id, name)
             .await
-            .map(|(value, _)| value)
+            .map(|revealed| revealed.value)
     }
 
-    /// Decrypts a secret and returns it with the hosts it may be sent to (`None`: any).
-    pub async fn reveal_with_hosts(
-        &self,
-        workspace_id: &str,
-        name: &str,
-    ) -> Result<(SecretString, Option<Vec<String>>), SecretsError> {
+    /// Decrypts a secret and returns it with the hosts it may be sent to and its version.
+    pub async fn reveal_with_hosts(&self, workspace_id: &str, name: &str) -> Result<Revealed, SecretsError> {
         let row = self
             .store
             .get_secret(workspace_id, name)
@@ -204,8 +207,21 @@ impl SecretsService {
         };
         let opened = self.vault.open(&aad, &row.sealed);
         self.metrics.secret_decryption(opened.is_ok());
-        Ok((opened?, row.allowed_hosts))
+        Ok(Revealed {
+            value: opened?,
+            allowed_hosts: row.allowed_hosts,
+            version: row.version,
+        })
     }
+}
+
+/// A decrypted secret, for the engine at send time.
+pub struct Revealed {
+    pub value: SecretString,
+    /// The hosts it may be sent to (`None`: any).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// The version decrypted (what its use is audited as).
+    pub version: i64,
 }
 
 /// The rule [`validate_name`] checks, as a regular expression (for the OpenAPI document).

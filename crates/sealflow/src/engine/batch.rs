@@ -18,11 +18,11 @@ use tokio::sync::watch;
 use super::condition;
 use super::context::RunContext;
 use super::limits::recorded_bytes;
-use super::webhook::WebhookStep;
+use super::webhook::{AuditSite, WebhookStep};
 use super::worker::{guard, Outcome, Shared};
 use crate::ids::now_ms;
 use crate::metrics::RunEndStatus;
-use crate::store::{BatchItem, RunRecord};
+use crate::store::{AuditEvent, BatchItem, RunRecord};
 
 /// Rows processed between two durable writes.
 const PAGE: i64 = 500;
@@ -65,10 +65,12 @@ pub(super) async fn execute_rows(
             break;
         };
         let mut items = Vec::with_capacity(rows.len());
+        // Outcomes of the rows' secret uses, written with the rows' results.
+        let mut audit = Vec::new();
         let mut held = 0usize;
         for (idx, cells) in rows {
             let input = row_input(&columns, cells);
-            let item = run_row(shared, run, def, idx, input, &mut masking, &mut lost).await?;
+            let item = run_row(shared, run, def, idx, input, &mut masking, &mut lost, &mut audit).await?;
             held = held.saturating_add(recorded_bytes(item.output.as_ref(), item.error.as_deref()));
             items.push(item);
             // Each row may render up to the step limit: write early rather than hold a page of
@@ -77,7 +79,7 @@ pub(super) async fn execute_rows(
                 guard(
                     shared
                         .store
-                        .save_batch_items(&run.id, owner, &items, idx + 1)
+                        .save_batch_items(&run.id, owner, &items, idx + 1, std::mem::take(&mut audit))
                         .await?,
                 )?;
                 items.clear();
@@ -87,7 +89,7 @@ pub(super) async fn execute_rows(
         guard(
             shared
                 .store
-                .save_batch_items(&run.id, owner, &items, next)
+                .save_batch_items(&run.id, owner, &items, next, std::mem::take(&mut audit))
                 .await?,
         )?;
         cursor = next;
@@ -119,6 +121,7 @@ async fn run_row(
     input: Value,
     masking: &mut Masking,
     lost: &mut watch::Receiver<bool>,
+    audit: &mut Vec<AuditEvent>,
 ) -> Result<BatchItem, Outcome> {
     let Masking { redactor, live } = masking;
     // Each row is its own delivery: `<run>-<row>` keeps webhook delivery ids unique per row.
@@ -154,12 +157,18 @@ async fn run_row(
                     redactor: &mut *redactor,
                     live,
                     metrics: &shared.metrics,
+                    audit: AuditSite {
+                        store: shared.store.as_ref(),
+                        run_id: &run.id,
+                        row: Some(idx),
+                    },
                 }
                 .run();
                 let outcome = tokio::select! {
                     o = send => o,
                     _ = lost.wait_for(|l| *l) => return Err(Outcome::Lost),
                 };
+                audit.extend(outcome.audit);
                 if outcome.ok {
                     Ok(outcome.output.unwrap_or(Value::Null))
                 } else {

@@ -22,16 +22,17 @@ use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, RETRY_AFTER};
 use rand::Rng;
-use sealflow_egress::{EgressClient, OutboundRequest};
+use sealflow_egress::{EgressClient, EgressError, OutboundRequest};
 use sealflow_redact::{LiveSlot, Redactor};
 use sealflow_workflow::WebhookConfig;
 use serde_json::{json, Value};
 
 use super::context::RunContext;
 use super::response::read_masked_body;
-use super::webhook_request::prepare;
+use super::webhook_request::{prepare, Prepared};
 use crate::domain::secrets::SecretsService;
 use crate::metrics::{Metrics, WebhookSend};
+use crate::store::{audit_kinds, AuditEvent, Store};
 
 /// Upper bound on one wait between attempts (also caps a remote `Retry-After`).
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -43,17 +44,33 @@ pub struct WebhookOutcome {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub attempts: i64,
+    /// One `secret.use_outcome` entry per secret sent, for the caller to write with the step's
+    /// result (so the outcome costs no commit of its own).
+    pub audit: Vec<AuditEvent>,
+    /// What the audit trail records as the outcome: `http_2xx`… or `error:<kind>`.
+    label: String,
 }
 
 impl WebhookOutcome {
-    fn failed(error: String, attempts: i64) -> Self {
+    fn failed(error: String, attempts: i64, label: String) -> Self {
         Self {
             ok: false,
             output: None,
             error: Some(error),
             attempts,
+            audit: Vec::new(),
+            label,
         }
     }
+}
+
+/// Where a step's secret uses are recorded.
+pub struct AuditSite<'a> {
+    pub store: &'a dyn Store,
+    /// The run's id (a batch row's delivery id is `<run>-<row>`; the trail keeps them apart).
+    pub run_id: &'a str,
+    /// The batch row, if any.
+    pub row: Option<i64>,
 }
 
 pub struct WebhookStep<'a> {
@@ -70,6 +87,7 @@ pub struct WebhookStep<'a> {
     pub live: &'a LiveSlot,
     /// Counts every request sent (each attempt).
     pub metrics: &'a Metrics,
+    pub audit: AuditSite<'a>,
 }
 
 impl WebhookStep<'_> {
@@ -85,87 +103,165 @@ impl WebhookStep<'_> {
             redactor,
             live,
             metrics,
+            audit,
         } = self;
         let prepared = prepare(workspace_id, config, ctx, secrets, redactor).await;
         // Published before anything is sent: the HTTP client logs the destination.
         live.update(redactor);
         let prepared = match prepared {
             Ok(p) => p,
-            Err(message) => return WebhookOutcome::failed(redactor.redact_str(&message).into_owned(), 0),
-        };
-        let delivery_id = format!("{run_id}-{step_id}");
-        let max_attempts = 1 + i64::from(config.retries);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let mut req = OutboundRequest::new(prepared.method.clone(), prepared.url.as_str());
-            req.headers = prepared.headers.clone();
-            for name in ["idempotency-key", "x-sealflow-delivery"] {
-                if !req.headers.contains_key(name) {
-                    req.headers
-                        .insert(name, HeaderValue::from_str(&delivery_id).expect("ids are ASCII"));
-                }
+            Err(message) => {
+                let error = redactor.redact_str(&message).into_owned();
+                return WebhookOutcome::failed(error, 0, "not_sent".into());
             }
-            req.body = prepared.body.clone();
-            req.timeout = Some(Duration::from_millis(config.timeout_ms));
-            let started = Instant::now();
-            let sent = egress.send(req, !prepared.carries_secret).await;
-            metrics.webhook_send(match &sent {
-                Ok(resp) => WebhookSend::Response(resp.status().as_u16()),
-                Err(e) => WebhookSend::from_error(e),
-            });
-            let retry_after = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
-                    let host = resp.url().host_str().unwrap_or_default().to_owned();
-                    let (body, truncated) = read_masked_body(resp, redactor).await;
-                    let mut output = json!({ "status_code": status.as_u16(), "body": body });
-                    if truncated {
-                        output["truncated"] = Value::Bool(true);
-                    }
-                    if status.is_success() {
-                        return WebhookOutcome {
-                            ok: true,
-                            output: Some(output),
-                            error: None,
-                            attempts,
-                        };
-                    }
-                    let retryable = status.as_u16() == 429 || status.is_server_error();
-                    if !retryable || attempts >= max_attempts {
-                        let mut error =
-                            format!("HTTP {} from {host} after {attempts} attempt(s)", status.as_u16());
-                        if status.is_redirection() && prepared.carries_secret {
-                            error.push_str("; redirects are not followed for requests that carry secrets");
-                        }
-                        return WebhookOutcome {
-                            ok: false,
-                            output: Some(output),
-                            // The host may be (or hold) a secret.
-                            error: Some(redactor.redact_str(&error).into_owned()),
-                            attempts,
-                        };
-                    }
-                    retry_after
-                }
-                Err(e) => {
-                    if !e.is_retryable() || attempts >= max_attempts {
-                        let error = format!("{e} (after {attempts} attempt(s))");
-                        return WebhookOutcome::failed(redactor.redact_str(&error).into_owned(), attempts);
-                    }
-                    None
-                }
-            };
-            tracing::debug!(
-                step = step_id,
-                attempts,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "webhook retry"
-            );
-            tokio::time::sleep(backoff(attempts, retry_after)).await;
+        };
+        // Each use is on the record before the request leaves: if it cannot be written, nothing
+        // is sent.
+        let uses: Vec<AuditEvent> = prepared
+            .uses
+            .iter()
+            .map(|(name, version)| AuditEvent {
+                secret_name: Some(name.clone()),
+                secret_version: Some(*version),
+                run_id: Some(audit.run_id.to_owned()),
+                step_id: Some(step_id.to_owned()),
+                host: Some(prepared.audit_host.clone()),
+                detail: audit.row.map(|row| format!("row={row}")),
+                ..AuditEvent::new(workspace_id, audit_kinds::SECRET_USED, "engine")
+            })
+            .collect();
+        if !uses.is_empty() {
+            let written = audit.store.append_audit(uses.clone()).await;
+            for _ in &uses {
+                metrics.audit_write(written.is_ok());
+            }
+            if let Err(e) = written {
+                tracing::error!(error = %e, step = step_id, "the audit trail refused a secret use; not sending");
+                let error = "the audit trail could not record this step's use of its secrets, so nothing \
+                             was sent";
+                return WebhookOutcome::failed(error.into(), 0, "not_sent".into());
+            }
         }
+        let mut outcome = send(run_id, step_id, config, &prepared, egress, redactor, metrics).await;
+        outcome.audit = uses
+            .into_iter()
+            .map(|used| AuditEvent {
+                at: crate::ids::now_ms(),
+                kind: audit_kinds::SECRET_USE_OUTCOME.to_owned(),
+                outcome: Some(outcome.label.clone()),
+                detail: Some(match used.detail {
+                    Some(row) => format!("{row} attempts={}", outcome.attempts),
+                    None => format!("attempts={}", outcome.attempts),
+                }),
+                ..used
+            })
+            .collect();
+        outcome
     }
+}
+
+/// Sends the prepared request with retries; the outcome's `audit` is left empty.
+async fn send(
+    run_id: &str,
+    step_id: &str,
+    config: &WebhookConfig,
+    prepared: &Prepared,
+    egress: &EgressClient,
+    redactor: &mut Redactor,
+    metrics: &Metrics,
+) -> WebhookOutcome {
+    let delivery_id = format!("{run_id}-{step_id}");
+    let max_attempts = 1 + i64::from(config.retries);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut req = OutboundRequest::new(prepared.method.clone(), prepared.url.as_str());
+        req.headers = prepared.headers.clone();
+        for name in ["idempotency-key", "x-sealflow-delivery"] {
+            if !req.headers.contains_key(name) {
+                req.headers
+                    .insert(name, HeaderValue::from_str(&delivery_id).expect("ids are ASCII"));
+            }
+        }
+        req.body = prepared.body.clone();
+        req.timeout = Some(Duration::from_millis(config.timeout_ms));
+        let started = Instant::now();
+        let sent = egress.send(req, !prepared.carries_secret).await;
+        metrics.webhook_send(match &sent {
+            Ok(resp) => WebhookSend::Response(resp.status().as_u16()),
+            Err(e) => WebhookSend::from_error(e),
+        });
+        let retry_after = match sent {
+            Ok(resp) => {
+                let status = resp.status();
+                let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
+                let host = resp.url().host_str().unwrap_or_default().to_owned();
+                let (body, truncated) = read_masked_body(resp, redactor).await;
+                let mut output = json!({ "status_code": status.as_u16(), "body": body });
+                if truncated {
+                    output["truncated"] = Value::Bool(true);
+                }
+                let label = format!("http_{}xx", status.as_u16() / 100);
+                if status.is_success() {
+                    return WebhookOutcome {
+                        ok: true,
+                        output: Some(output),
+                        error: None,
+                        attempts,
+                        audit: Vec::new(),
+                        label,
+                    };
+                }
+                let retryable = status.as_u16() == 429 || status.is_server_error();
+                if !retryable || attempts >= max_attempts {
+                    let mut error =
+                        format!("HTTP {} from {host} after {attempts} attempt(s)", status.as_u16());
+                    if status.is_redirection() && prepared.carries_secret {
+                        error.push_str("; redirects are not followed for requests that carry secrets");
+                    }
+                    return WebhookOutcome {
+                        ok: false,
+                        output: Some(output),
+                        // The host may be (or hold) a secret.
+                        error: Some(redactor.redact_str(&error).into_owned()),
+                        attempts,
+                        audit: Vec::new(),
+                        label,
+                    };
+                }
+                retry_after
+            }
+            Err(e) => {
+                if !e.is_retryable() || attempts >= max_attempts {
+                    let error = format!("{e} (after {attempts} attempt(s))");
+                    let error = redactor.redact_str(&error).into_owned();
+                    return WebhookOutcome::failed(error, attempts, error_label(&e));
+                }
+                None
+            }
+        };
+        tracing::debug!(
+            step = step_id,
+            attempts,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "webhook retry"
+        );
+        tokio::time::sleep(backoff(attempts, retry_after)).await;
+    }
+}
+
+/// The kind of a send error, as the audit trail records it (no host, no detail).
+fn error_label(e: &EgressError) -> String {
+    let kind = match e {
+        EgressError::Refused { .. } => "refused",
+        EgressError::InvalidUrl { .. } => "invalid_url",
+        EgressError::Connect { .. } => "connect",
+        EgressError::Timeout { .. } => "timeout",
+        EgressError::TooManyRedirects { .. } => "redirects",
+        EgressError::Transport { .. } => "transport",
+        _ => "other",
+    };
+    format!("error:{kind}")
 }
 
 fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::context::RunContext;
 use super::webhook_url;
-use crate::domain::secrets::{SecretsError, SecretsService};
+use crate::domain::secrets::{Revealed, SecretsError, SecretsService};
 
 /// Longest rendered URL (what HTTP servers commonly accept in a request line).
 const MAX_URL_BYTES: usize = 16 * 1024;
@@ -27,6 +27,7 @@ const MAX_URL_BYTES: usize = 16 * 1024;
 pub(super) struct Resolved {
     pub(super) value: SecretString,
     pub(super) allowed_hosts: Option<Vec<String>>,
+    pub(super) version: i64,
 }
 
 /// A request ready to send (on every attempt).
@@ -36,6 +37,10 @@ pub(super) struct Prepared {
     pub(super) headers: HeaderMap,
     pub(super) body: Option<Bytes>,
     pub(super) carries_secret: bool,
+    /// Every secret the request carries, with the version decrypted (for the audit trail).
+    pub(super) uses: Vec<(String, i64)>,
+    /// The destination host as the audit trail records it (see `webhook_url::audit_host`).
+    pub(super) audit_host: String,
 }
 
 /// Renders the request; resolves (decrypts) the secrets it names; checks where they may go.
@@ -75,7 +80,11 @@ pub(super) async fn prepare(
     let mut resolved: BTreeMap<String, Resolved> = BTreeMap::new();
     for name in &names {
         match secrets.reveal_with_hosts(workspace_id, name).await {
-            Ok((value, allowed_hosts)) => {
+            Ok(Revealed {
+                value,
+                allowed_hosts,
+                version,
+            }) => {
                 // Stored before values this short were refused: it could not be masked.
                 if value.expose_secret().len() < MIN_FREE_TEXT_LEN {
                     return Err(format!(
@@ -84,7 +93,14 @@ pub(super) async fn prepare(
                     ));
                 }
                 redactor.add(value.expose_secret());
-                resolved.insert(name.clone(), Resolved { value, allowed_hosts });
+                resolved.insert(
+                    name.clone(),
+                    Resolved {
+                        value,
+                        allowed_hosts,
+                        version,
+                    },
+                );
             }
             Err(SecretsError::NotFound(_)) => return Err(format!("secret {name:?} not found")),
             Err(e) => {
@@ -101,6 +117,7 @@ pub(super) async fn prepare(
     let url = webhook_url::render_url(&config.url, &resolved, ctx, budget.remaining().min(MAX_URL_BYTES))?;
     budget.charge(url.len()).map_err(|_| over())?;
     webhook_url::check_allowed_hosts(&url, &resolved)?;
+    let audit_host = webhook_url::audit_host(&config.url, &url);
 
     let mut headers = HeaderMap::new();
     for (name, t) in &header_ts {
@@ -165,6 +182,11 @@ pub(super) async fn prepare(
         headers,
         body,
         carries_secret: !resolved.is_empty(),
+        uses: resolved
+            .iter()
+            .map(|(name, r)| (name.clone(), r.version))
+            .collect(),
+        audit_host,
     })
 }
 

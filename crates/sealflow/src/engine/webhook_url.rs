@@ -11,12 +11,13 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use sealflow_template::Tag;
-use sealflow_workflow::{UrlRenderError, UrlTemplate};
+use sealflow_workflow::{UrlPart, UrlRenderError, UrlTemplate};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::context::RunContext;
 use super::webhook_request::Resolved;
+use crate::store::HIDDEN_HOST;
 
 /// Renders `url` for this run; `max_len` caps its length (the step's render budget).
 pub(super) fn render_url(
@@ -63,6 +64,25 @@ pub(super) fn check_allowed_hosts(url: &str, resolved: &BTreeMap<String, Resolve
     Ok(())
 }
 
+/// The destination host to record in the audit trail: the rendered URL's host, or
+/// [`HIDDEN_HOST`] when a secret supplied any of it (the whole URL, its start, or a host label),
+/// since the trail never holds anything derived from a value.
+pub(super) fn audit_host(template: &str, rendered: &str) -> String {
+    let from_secret = UrlTemplate::parse(template).map_or(true, |t| {
+        t.tags().any(|(_, tag, part)| {
+            matches!(tag, Tag::Secret { .. })
+                && matches!(part, UrlPart::Whole | UrlPart::Start | UrlPart::Host)
+        })
+    });
+    if from_secret {
+        return HIDDEN_HOST.to_owned();
+    }
+    sealflow_egress::Url::parse(rendered)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default()
+}
+
 /// `hooks.example.com` matches itself; `*.example.com` matches its subdomains.
 fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
@@ -87,5 +107,30 @@ mod tests {
         assert!(host_matches("*.example.com", "a.b.example.com"));
         assert!(!host_matches("*.example.com", "example.com"));
         assert!(!host_matches("*.example.com", "badexample.com"));
+    }
+
+    #[test]
+    fn the_audited_host_is_hidden_when_a_secret_chose_it() {
+        let plain = "https://hooks.example.com/{{secrets.TOKEN}}?k={{secrets.KEY}}";
+        assert_eq!(
+            audit_host(plain, "https://Hooks.Example.com/abcd?k=efgh"),
+            "hooks.example.com"
+        );
+        for template in [
+            "{{secrets.URL}}",
+            "{{secrets.BASE}}/v1",
+            "https://{{secrets.TENANT}}.example.com/",
+        ] {
+            assert_eq!(
+                audit_host(template, "https://acme.example.com/v1"),
+                HIDDEN_HOST,
+                "{template}"
+            );
+        }
+        let input_label = "https://{{input.tenant}}.example.com/";
+        assert_eq!(
+            audit_host(input_label, "https://acme.example.com/"),
+            "acme.example.com"
+        );
     }
 }

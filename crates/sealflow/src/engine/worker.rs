@@ -16,7 +16,7 @@ use super::condition;
 use super::context::RunContext;
 use super::ends::RunEnds;
 use super::limits::RunTally;
-use super::webhook::WebhookStep;
+use super::webhook::{AuditSite, WebhookStep};
 use crate::domain::secrets::SecretsService;
 use crate::ids::now_ms;
 use crate::metrics::{Metrics, RunEndStatus};
@@ -250,6 +250,8 @@ async fn execute_steps(
             completed_at: None,
         };
         let mut next = idx + 1;
+        // The outcomes of the step's secret uses, written with its result.
+        let mut audit = Vec::new();
         match &step.config {
             StepConfig::Delay(delay) => {
                 let parked = recorded
@@ -309,6 +311,11 @@ async fn execute_steps(
                     redactor: &mut redactor,
                     live: &live,
                     metrics: &shared.metrics,
+                    audit: AuditSite {
+                        store: shared.store.as_ref(),
+                        run_id: &run.id,
+                        row: None,
+                    },
                 }
                 .run();
                 let outcome = tokio::select! {
@@ -320,6 +327,7 @@ async fn execute_steps(
                 record.output = outcome.output;
                 record.error = outcome.error;
                 record.attempts = outcome.attempts;
+                audit = outcome.audit;
             }
         }
         shared.metrics.step(step.step_type, clock.elapsed());
@@ -349,7 +357,7 @@ async fn execute_steps(
             guard(
                 shared
                     .store
-                    .save_steps(&run.id, owner, &[record], idx as i64, Some(end))
+                    .save_steps_audited(&run.id, owner, &[record], idx as i64, Some(end), audit)
                     .await?,
             )?;
             shared
@@ -384,7 +392,7 @@ async fn execute_steps(
         guard(
             shared
                 .store
-                .save_steps(&run.id, owner, &records, next as i64, end)
+                .save_steps_audited(&run.id, owner, &records, next as i64, end, audit)
                 .await?,
         )?;
         if end.is_some() {

@@ -10,6 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::auth::AuthError;
+use crate::domain::audit::AuditError;
 use crate::domain::files::FileError;
 use crate::domain::runs::RunsError;
 use crate::domain::secrets::SecretsError;
@@ -273,6 +274,15 @@ impl From<UsersError> for ApiError {
             UsersError::Conflict(m) => Self::Conflict(m),
             UsersError::Store(e) => Self::internal(e),
             UsersError::Hashing(e) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Invalid(m) => Self::BadRequest(m),
+            AuditError::Store(e) => Self::internal(e),
         }
     }
 }

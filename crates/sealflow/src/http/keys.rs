@@ -92,7 +92,10 @@ async fn create(
         )));
     }
     let issued = issue_api_key(&principal.workspace_id, name, role);
-    state.store.insert_api_key(&issued.record).await?;
+    state
+        .store
+        .insert_api_key(&issued.record, &principal.actor())
+        .await?;
     tracing::info!(key_id = %issued.record.id, role = %role, "API key issued");
     Ok((
         StatusCode::CREATED,
@@ -133,11 +136,14 @@ async fn revoke(
         .ok_or_else(|| ApiError::BadRequest("id is required (?id=key_…)".into()))?;
     let permanent = matches!(query.permanent.as_deref(), Some("true" | "1"));
     let found = if permanent {
-        state.store.delete_api_key(&principal.workspace_id, &id).await?
+        state
+            .store
+            .delete_api_key(&principal.workspace_id, &id, &principal.actor())
+            .await?
     } else {
         state
             .store
-            .set_api_key_enabled(&principal.workspace_id, &id, false, now_ms())
+            .set_api_key_enabled(&principal.workspace_id, &id, false, now_ms(), &principal.actor())
             .await?
     };
     if !found {
@@ -184,7 +190,7 @@ async fn rename(
     let name = check_name(&body.name)?;
     if !state
         .store
-        .rename_api_key(&principal.workspace_id, &body.id, name)
+        .rename_api_key(&principal.workspace_id, &body.id, name, &principal.actor())
         .await?
     {
         return Err(not_found(&body.id));
@@ -220,7 +226,13 @@ async fn set_status(
     };
     if !state
         .store
-        .set_api_key_enabled(&principal.workspace_id, &id, enabled, now_ms())
+        .set_api_key_enabled(
+            &principal.workspace_id,
+            &id,
+            enabled,
+            now_ms(),
+            &principal.actor(),
+        )
         .await?
     {
         return Err(not_found(&id));
@@ -252,7 +264,12 @@ async fn set_limit(
     }
     if !state
         .store
-        .set_api_key_credit_limit(&principal.workspace_id, &body.id, body.credit_limit)
+        .set_api_key_credit_limit(
+            &principal.workspace_id,
+            &body.id,
+            body.credit_limit,
+            &principal.actor(),
+        )
         .await?
     {
         return Err(not_found(&body.id));

@@ -3,6 +3,7 @@
 //! Each resource has its own module exporting `router()`; this file only merges them, mounts the
 //! `/api/cli` alias, and adds the body limit, request ids, request logging and request metrics.
 
+mod audit;
 mod error;
 mod extract;
 mod files;
@@ -86,6 +87,7 @@ impl AppState {
         (name = "triggers", description = "Webhook ingest"),
         (name = "keys", description = "API keys"),
         (name = "users", description = "Sign-in and workspace members"),
+        (name = "audit", description = "The tamper-evident audit trail"),
         (name = "operations", description = "Health, readiness, this document"),
     )
 )]
@@ -143,7 +145,8 @@ pub fn routes_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             "/api",
             workflow_routes(runs::router())
                 .merge(hooks::router())
-                .merge(users::router()),
+                .merge(users::router())
+                .merge(audit::router()),
         )
         .split_for_parts();
     (routes, openapi::apply(doc))

@@ -1,7 +1,8 @@
 //! Rules the generated OpenAPI document states in one place, taken from the constants the server
 //! validates with, so the document cannot drift from what the server does:
 //!
-//! - every authenticated operation answers 401, and every authenticated write 403 (role);
+//! - every authenticated operation answers 401, and every authenticated write (and admin-only
+//!   read) 403 (role);
 //! - every operation that reads a JSON body answers 400, 408, 413 and 415;
 //! - status enums, the secret name pattern, name lengths, roles and `template_id` values;
 //! - `POST /workflows/{id}/run` takes an optional body that, when sent, is one JSON object
@@ -14,6 +15,9 @@ use serde_json::{json, Value};
 use crate::domain::runs::RUN_STATUSES;
 use crate::domain::secrets::NAME_PATTERN;
 use crate::domain::workflows::STATUSES;
+
+/// GET routes only admins may call (every other GET is open to every role).
+const ADMIN_READS: [&str; 2] = ["/api/keys", "/api/audit"];
 
 /// Role names the API accepts (`tech` is the spec's alias of `member`).
 const ROLES: [&str; 4] = ["admin", "member", "tech", "readonly"];
@@ -42,7 +46,7 @@ fn patch(doc: &mut Value) {
                 let Some(op) = item.get_mut(method) else { continue };
                 if op.get("security").is_some() {
                     add(op, "401", "Missing, invalid or revoked credentials");
-                    if method != "get" || path.as_str() == "/api/keys" {
+                    if method != "get" || ADMIN_READS.contains(&path.as_str()) {
                         add(op, "403", "The caller's role may not do this");
                     }
                 }

@@ -82,6 +82,7 @@ async fn create(
         .secrets
         .put(
             &principal.workspace_id,
+            &principal.actor(),
             PutSecret {
                 name: body.name,
                 value: body.value,
@@ -119,7 +120,10 @@ async fn delete(
         .and_then(|b| b.name)
         .or(query.name)
         .ok_or_else(|| ApiError::BadRequest("name is required (in the JSON body or as ?name=)".into()))?;
-    state.secrets.delete(&principal.workspace_id, &name).await?;
+    state
+        .secrets
+        .delete(&principal.workspace_id, &principal.actor(), &name)
+        .await?;
     tracing::info!(secret = %name, "secret deleted");
     Ok(Json(json!({ "success": true, "message": "Secret deleted" })))
 }

@@ -51,13 +51,15 @@ pub trait FileRepo {
     /// Up to `limit` rows with `idx >= from`, in order.
     async fn file_rows(&self, file_id: &str, from: i64, limit: i64) -> StoreResult<Vec<(i64, Vec<String>)>>;
     /// Records results and moves the run's row cursor to `next_row`, under the worker's lease;
-    /// false (nothing written) if the lease was lost or the run is no longer running.
+    /// false (nothing written) if the lease was lost or the run is no longer running. `audit`
+    /// (the outcomes of the rows' secret uses) is appended in the same commit either way.
     async fn save_batch_items(
         &self,
         run_id: &str,
         owner: &str,
         items: &[BatchItem],
         next_row: i64,
+        audit: Vec<crate::store::AuditEvent>,
     ) -> StoreResult<bool>;
     /// Up to `limit` file rows with `idx >= from`, each with its result in run `run_id`.
     async fn batch_rows(

@@ -9,8 +9,15 @@ use super::StoreResult;
 
 #[async_trait]
 pub trait KeyAdminRepo {
-    /// Renames the key; false if the workspace has no such key.
-    async fn rename_api_key(&self, workspace_id: &str, id: &str, name: &str) -> StoreResult<bool>;
+    /// Renames the key; false if the workspace has no such key. Each change here commits with
+    /// its audit entry (by `actor`).
+    async fn rename_api_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: &str,
+        actor: &str,
+    ) -> StoreResult<bool>;
     /// Disables (keeping `revoked_at` as the time) or re-enables the key; false if not found.
     async fn set_api_key_enabled(
         &self,
@@ -18,6 +25,7 @@ pub trait KeyAdminRepo {
         id: &str,
         enabled: bool,
         at_ms: i64,
+        actor: &str,
     ) -> StoreResult<bool>;
     /// Sets or clears (`None`) the key's credit limit; false if not found.
     async fn set_api_key_credit_limit(
@@ -25,6 +33,7 @@ pub trait KeyAdminRepo {
         workspace_id: &str,
         id: &str,
         limit: Option<i64>,
+        actor: &str,
     ) -> StoreResult<bool>;
     /// Spends one credit of the key, atomically refusing (false) once its limit is reached.
     async fn charge_api_key_credit(&self, id: &str) -> StoreResult<bool>;

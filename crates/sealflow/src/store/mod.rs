@@ -15,6 +15,7 @@
 //!    `migrations/postgres/` (use `BIGINT`/`BYTEA` on PostgreSQL where SQLite says `INTEGER`/`BLOB`);
 //! 4. add its cases to `tests/storage.rs`, which runs every case on both backends.
 
+mod audit;
 pub(crate) mod files;
 mod key_admin;
 mod keyring;
@@ -27,6 +28,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use audit::{
+    kinds as audit_kinds, AuditChain, AuditEntry, AuditEvent, AuditFilter, AuditRepo, MasterKeyEvent,
+    GENESIS_HASH, GLOBAL_CHAIN, HIDDEN_HOST,
+};
 pub use files::{BatchItem, BatchRow, FileRecord, FileRepo};
 pub use key_admin::KeyAdminRepo;
 pub use keyring::{KeyRingRepo, MasterKeyRecord, RetireKey, WrappedDek, WrappedRoot};
@@ -70,16 +75,24 @@ pub trait WorkspaceRepo {
 
 #[async_trait]
 pub trait ApiKeyRepo {
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// Inserts the key; it and its audit entry (by `actor`) commit together, as in every
+    /// change below.
+    async fn insert_api_key(&self, key: &ApiKeyRecord, actor: &str) -> StoreResult<()>;
     /// The key with this SHA-256 hash, if it exists and is not revoked.
     async fn find_active_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
     /// Counts a use of the key.
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()>;
     async fn list_api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Marks the key revoked; false if the workspace has no such key.
-    async fn revoke_api_key(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<bool>;
+    async fn revoke_api_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        at_ms: i64,
+        actor: &str,
+    ) -> StoreResult<bool>;
     /// Removes the key row; false if the workspace has no such key.
-    async fn delete_api_key(&self, workspace_id: &str, id: &str) -> StoreResult<bool>;
+    async fn delete_api_key(&self, workspace_id: &str, id: &str, actor: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -88,12 +101,23 @@ pub trait SecretRepo {
     async fn list_secrets(&self, workspace_id: &str) -> StoreResult<Vec<SecretMeta>>;
     async fn get_secret(&self, workspace_id: &str, name: &str) -> StoreResult<Option<SecretRecord>>;
     /// Inserts a new secret unless the name exists or the workspace already holds `max_count`.
-    async fn insert_secret(&self, row: &SecretRecord, max_count: i64) -> StoreResult<InsertSecret>;
+    /// The change and its audit entry (by `actor`) commit together.
+    async fn insert_secret(
+        &self,
+        row: &SecretRecord,
+        max_count: i64,
+        actor: &str,
+    ) -> StoreResult<InsertSecret>;
     /// Replaces a secret's value if its version is still `expected_version` (optimistic lock);
-    /// false if another writer got there first or the secret is gone.
-    async fn replace_secret(&self, row: &SecretRecord, expected_version: i64) -> StoreResult<bool>;
-    /// false if there was no such secret.
-    async fn delete_secret(&self, workspace_id: &str, name: &str) -> StoreResult<bool>;
+    /// false if another writer got there first or the secret is gone. Audited like an insert.
+    async fn replace_secret(
+        &self,
+        row: &SecretRecord,
+        expected_version: i64,
+        actor: &str,
+    ) -> StoreResult<bool>;
+    /// false if there was no such secret. Audited like an insert.
+    async fn delete_secret(&self, workspace_id: &str, name: &str, actor: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -184,6 +208,21 @@ pub trait RunRepo {
         steps: &[StepRecord],
         next_step: i64,
         end: Option<RunEnd<'_>>,
+    ) -> StoreResult<bool> {
+        self.save_steps_audited(run_id, owner, steps, next_step, end, Vec::new())
+            .await
+    }
+    /// [`RunRepo::save_steps`], appending `audit` (the outcomes of the step's secret uses) in the
+    /// same commit. The audit events are written even when the lease was lost: they record
+    /// requests already sent.
+    async fn save_steps_audited(
+        &self,
+        run_id: &str,
+        owner: &str,
+        steps: &[StepRecord],
+        next_step: i64,
+        end: Option<RunEnd<'_>>,
+        audit: Vec<AuditEvent>,
     ) -> StoreResult<bool>;
     /// Releases the lease until `wake_at` (a delay step); no worker is held meanwhile.
     async fn park_run(&self, run_id: &str, owner: &str, wake_at: i64) -> StoreResult<bool>;
@@ -257,6 +296,7 @@ pub trait Store:
     + HookSignatureRepo
     + QueueRepo
     + UserRepo
+    + AuditRepo
     + Send
     + Sync
 {

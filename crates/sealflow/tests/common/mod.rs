@@ -89,7 +89,7 @@ impl TestApp {
         let ws = self.store.ensure_workspace(workspace).await.expect("workspace");
         let issued = issue_api_key(&ws.id, "test", role);
         self.store
-            .insert_api_key(&issued.record)
+            .insert_api_key(&issued.record, "test")
             .await
             .expect("insert key");
         issued.key.expose_secret().to_owned()

@@ -23,7 +23,10 @@ pub async fn admin_key_in(data_dir: &std::path::Path) -> String {
         .expect("open the server's database");
     let ws = store.ensure_workspace("acme").await.expect("workspace");
     let issued = sealflow::auth::issue_api_key(&ws.id, "test", sealflow::store::Role::Admin);
-    store.insert_api_key(&issued.record).await.expect("insert key");
+    store
+        .insert_api_key(&issued.record, "test")
+        .await
+        .expect("insert key");
     issued.key.expose_secret().to_owned()
 }
 

@@ -75,7 +75,7 @@ pub async fn create(
     let issued = issue_api_key(&p.workspace_id, name, role);
     state
         .store
-        .insert_api_key(&issued.record)
+        .insert_api_key(&issued.record, &p.actor())
         .await
         .or_page(&state, &session)?;
     tracing::info!(key_id = %issued.record.id, role = %role, "API key issued (dashboard)");
@@ -97,7 +97,7 @@ pub async fn revoke(
     p.require(Access::Admin).or_page(&state, &session)?;
     let found = state
         .store
-        .revoke_api_key(&p.workspace_id, &form.id, now_ms())
+        .revoke_api_key(&p.workspace_id, &form.id, now_ms(), &p.actor())
         .await
         .or_page(&state, &session)?;
     if !found {

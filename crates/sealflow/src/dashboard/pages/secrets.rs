@@ -87,7 +87,11 @@ pub async fn save(
         value: form.value,
         allowed_hosts,
     };
-    match state.secrets.put(&session.principal.workspace_id, put).await {
+    match state
+        .secrets
+        .put(&session.principal.workspace_id, &session.principal.actor(), put)
+        .await
+    {
         Ok(_) => {
             tracing::info!(secret = %form.name.trim(), "secret saved (dashboard)");
             Ok(view::see_other("/secrets?notice=saved"))
@@ -135,7 +139,11 @@ pub async fn delete(
         .or_page(&state, &session)?;
     state
         .secrets
-        .delete(&session.principal.workspace_id, &form.name)
+        .delete(
+            &session.principal.workspace_id,
+            &session.principal.actor(),
+            &form.name,
+        )
         .await
         .or_page(&state, &session)?;
     tracing::info!(secret = %form.name, "secret deleted (dashboard)");

@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 
+use super::audit::append_entries;
 use super::rows::{
     api_key_from_row, hosts_to_column, secret_from_row, secret_meta_from_row, workspace_from_row,
 };
 use super::{on_db, write_db, SqlStore};
 use crate::store::{
-    ApiKeyRecord, ApiKeyRepo, InsertSecret, MasterKeyRepo, SecretMeta, SecretRecord, SecretRepo, StoreResult,
-    Workspace, WorkspaceRepo,
+    audit_kinds, ApiKeyRecord, ApiKeyRepo, AuditEvent, InsertSecret, MasterKeyRepo, SecretMeta, SecretRecord,
+    SecretRepo, StoreResult, Workspace, WorkspaceRepo,
 };
 
 #[async_trait]
@@ -51,8 +52,9 @@ const API_KEY_COLUMNS: &str = "id, workspace_id, name, role, key_hash, key_previ
 
 #[async_trait]
 impl ApiKeyRepo for SqlStore {
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
-        on_db!(self, |pool| {
+    async fn insert_api_key(&self, key: &ApiKeyRecord, actor: &str) -> StoreResult<()> {
+        let (key, actor) = (key.clone(), actor.to_owned());
+        write_db!(self, |conn, pg| {
             sqlx::query(
                 "INSERT INTO api_keys (id, workspace_id, name, role, key_hash, key_preview, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -64,10 +66,15 @@ impl ApiKeyRepo for SqlStore {
             .bind(&key.key_hash)
             .bind(&key.key_preview)
             .bind(key.created_at)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
-        });
-        Ok(())
+            let event = AuditEvent {
+                detail: Some(format!("role={}", key.role)),
+                ..AuditEvent::api_key(&key.workspace_id, audit_kinds::API_KEY_CREATED, &actor, &key.id)
+            };
+            append_entries!(conn, pg, [event]);
+            Ok(())
+        })
     }
 
     async fn find_active_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
@@ -104,31 +111,49 @@ impl ApiKeyRepo for SqlStore {
         })
     }
 
-    async fn revoke_api_key(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| {
-            sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE workspace_id = $1 AND id = $2",
-        )
-        .bind(workspace_id)
-        .bind(id)
-        .bind(at_ms)
-        .execute(pool)
-        .await?
-        .rows_affected()
-        });
-        Ok(done > 0)
+    async fn revoke_api_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        at_ms: i64,
+        actor: &str,
+    ) -> StoreResult<bool> {
+        let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
+        write_db!(self, |conn, pg| {
+            let done = sqlx::query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(&workspace_id)
+            .bind(&id)
+            .bind(at_ms)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Ok(false);
+            }
+            let event = AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_DISABLED, &actor, &id);
+            append_entries!(conn, pg, [event]);
+            Ok(true)
+        })
     }
 
-    async fn delete_api_key(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| {
-            sqlx::query("DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .execute(pool)
+    async fn delete_api_key(&self, workspace_id: &str, id: &str, actor: &str) -> StoreResult<bool> {
+        let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
+        write_db!(self, |conn, pg| {
+            let done = sqlx::query("DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2")
+                .bind(&workspace_id)
+                .bind(&id)
+                .execute(&mut *conn)
                 .await?
-                .rows_affected()
-        });
-        Ok(done > 0)
+                .rows_affected();
+            if done == 0 {
+                return Ok(false);
+            }
+            let event = AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_DELETED, &actor, &id);
+            append_entries!(conn, pg, [event]);
+            Ok(true)
+        })
     }
 }
 
@@ -162,16 +187,22 @@ impl SecretRepo for SqlStore {
         })
     }
 
-    async fn insert_secret(&self, row: &SecretRecord, max_count: i64) -> StoreResult<InsertSecret> {
-        on_db!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
+    async fn insert_secret(
+        &self,
+        row: &SecretRecord,
+        max_count: i64,
+        actor: &str,
+    ) -> StoreResult<InsertSecret> {
+        // Through the writer, with its audit entry in the same transaction.
+        let (row, actor) = (row.clone(), actor.to_owned());
+        write_db!(self, |conn, pg| {
             if pg {
                 // Under READ COMMITTED two writers would both count n-1 and both insert, so writers
                 // to one workspace take turns on a transaction-scoped advisory lock (released at
                 // commit). SQLite's single writer makes the one statement below atomic already.
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                     .bind(&row.workspace_id)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
             }
             let done = sqlx::query(
@@ -191,31 +222,42 @@ impl SecretRepo for SqlStore {
             .bind(row.created_at)
             .bind(row.updated_at)
             .bind(max_count)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            let outcome = if done.rows_affected() == 1 {
-                InsertSecret::Inserted
+            if done.rows_affected() == 1 {
+                let event = AuditEvent::secret(
+                    &row.workspace_id,
+                    audit_kinds::SECRET_CREATED,
+                    &actor,
+                    &row.name,
+                    row.version,
+                );
+                append_entries!(conn, pg, [event]);
+                return Ok(InsertSecret::Inserted);
+            }
+            let exists = sqlx::query("SELECT 1 FROM secrets WHERE workspace_id = $1 AND name = $2")
+                .bind(&row.workspace_id)
+                .bind(&row.name)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            Ok(if exists {
+                InsertSecret::NameExists
             } else {
-                let exists = sqlx::query("SELECT 1 FROM secrets WHERE workspace_id = $1 AND name = $2")
-                    .bind(&row.workspace_id)
-                    .bind(&row.name)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                if exists {
-                    InsertSecret::NameExists
-                } else {
-                    InsertSecret::LimitReached
-                }
-            };
-            tx.commit().await?;
-            Ok(outcome)
+                InsertSecret::LimitReached
+            })
         })
     }
 
-    async fn replace_secret(&self, row: &SecretRecord, expected_version: i64) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| {
-            sqlx::query(
+    async fn replace_secret(
+        &self,
+        row: &SecretRecord,
+        expected_version: i64,
+        actor: &str,
+    ) -> StoreResult<bool> {
+        let (row, actor) = (row.clone(), actor.to_owned());
+        write_db!(self, |conn, pg| {
+            let done = sqlx::query(
                 "UPDATE secrets SET version = $3, kek_id = $4, wrapped_dek = $5, ciphertext = $6, \
                                 allowed_hosts = $7, updated_at = $8 \
              WHERE workspace_id = $1 AND name = $2 AND version = $9",
@@ -229,23 +271,41 @@ impl SecretRepo for SqlStore {
             .bind(hosts_to_column(&row.allowed_hosts))
             .bind(row.updated_at)
             .bind(expected_version)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
-            .rows_affected()
-        });
-        Ok(done == 1)
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            let event = AuditEvent::secret(
+                &row.workspace_id,
+                audit_kinds::SECRET_REPLACED,
+                &actor,
+                &row.name,
+                row.version,
+            );
+            append_entries!(conn, pg, [event]);
+            Ok(true)
+        })
     }
 
-    async fn delete_secret(&self, workspace_id: &str, name: &str) -> StoreResult<bool> {
-        let done = on_db!(self, |pool| {
-            sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND name = $2")
-                .bind(workspace_id)
-                .bind(name)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(done > 0)
+    async fn delete_secret(&self, workspace_id: &str, name: &str, actor: &str) -> StoreResult<bool> {
+        let (workspace_id, name, actor) = (workspace_id.to_owned(), name.to_owned(), actor.to_owned());
+        write_db!(self, |conn, pg| {
+            let deleted: Option<(i64,)> =
+                sqlx::query_as("DELETE FROM secrets WHERE workspace_id = $1 AND name = $2 RETURNING version")
+                    .bind(&workspace_id)
+                    .bind(&name)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let Some((version,)) = deleted else {
+                return Ok(false);
+            };
+            let event =
+                AuditEvent::secret(&workspace_id, audit_kinds::SECRET_DELETED, &actor, &name, version);
+            append_entries!(conn, pg, [event]);
+            Ok(true)
+        })
     }
 }
 

@@ -136,8 +136,9 @@ impl FileRepo for SqlStore {
         owner: &str,
         items: &[crate::store::BatchItem],
         next_row: i64,
+        audit: Vec<crate::store::AuditEvent>,
     ) -> crate::store::StoreResult<bool> {
-        on_db!(self, |pool| {
+        on_db!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
             let guard = sqlx::query(
                 "UPDATE runs SET next_step = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
@@ -147,7 +148,12 @@ impl FileRepo for SqlStore {
             .bind(next_row)
             .execute(&mut *tx)
             .await?;
+            if !audit.is_empty() {
+                super::audit::append_entries!(tx, pg, audit);
+            }
             if guard.rows_affected() != 1 {
+                // The sends happened all the same: keep their audit entries.
+                tx.commit().await?;
                 return Ok(false);
             }
             for chunk in items.chunks(200) {

@@ -2,20 +2,41 @@
 
 use async_trait::async_trait;
 
-use super::{on_db, SqlStore};
-use crate::store::{KeyAdminRepo, StoreResult};
+use super::audit::append_entries;
+use super::{on_db, write_db, SqlStore};
+use crate::store::{audit_kinds, AuditEvent, KeyAdminRepo, StoreResult};
 
 #[async_trait]
 impl KeyAdminRepo for SqlStore {
-    async fn rename_api_key(&self, workspace_id: &str, id: &str, name: &str) -> StoreResult<bool> {
-        on_db!(self, |pool| {
+    async fn rename_api_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: &str,
+        actor: &str,
+    ) -> StoreResult<bool> {
+        let (workspace_id, id, name, actor) = (
+            workspace_id.to_owned(),
+            id.to_owned(),
+            name.to_owned(),
+            actor.to_owned(),
+        );
+        write_db!(self, |conn, pg| {
             let done = sqlx::query("UPDATE api_keys SET name = $3 WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .bind(name)
-                .execute(pool)
+                .bind(&workspace_id)
+                .bind(&id)
+                .bind(&name)
+                .execute(&mut *conn)
                 .await?;
-            Ok(done.rows_affected() > 0)
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let event = AuditEvent {
+                detail: Some(format!("name={name}")),
+                ..AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_RENAMED, &actor, &id)
+            };
+            append_entries!(conn, pg, [event]);
+            Ok(true)
         })
     }
 
@@ -25,19 +46,30 @@ impl KeyAdminRepo for SqlStore {
         id: &str,
         enabled: bool,
         at_ms: i64,
+        actor: &str,
     ) -> StoreResult<bool> {
-        on_db!(self, |pool| {
+        let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
+        write_db!(self, |conn, pg| {
             let revoked_at = (!enabled).then_some(at_ms);
             let done = sqlx::query(
                 "UPDATE api_keys SET revoked_at = CASE WHEN $3 IS NULL THEN NULL \
                  ELSE COALESCE(revoked_at, $3) END WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(&workspace_id)
+            .bind(&id)
             .bind(revoked_at)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
-            Ok(done.rows_affected() > 0)
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let kind = if enabled {
+                audit_kinds::API_KEY_ENABLED
+            } else {
+                audit_kinds::API_KEY_DISABLED
+            };
+            append_entries!(conn, pg, [AuditEvent::api_key(&workspace_id, kind, &actor, &id)]);
+            Ok(true)
         })
     }
 
@@ -46,16 +78,26 @@ impl KeyAdminRepo for SqlStore {
         workspace_id: &str,
         id: &str,
         limit: Option<i64>,
+        actor: &str,
     ) -> StoreResult<bool> {
-        on_db!(self, |pool| {
+        let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
+        write_db!(self, |conn, pg| {
             let done =
                 sqlx::query("UPDATE api_keys SET credit_limit = $3 WHERE workspace_id = $1 AND id = $2")
-                    .bind(workspace_id)
-                    .bind(id)
+                    .bind(&workspace_id)
+                    .bind(&id)
                     .bind(limit)
-                    .execute(pool)
+                    .execute(&mut *conn)
                     .await?;
-            Ok(done.rows_affected() > 0)
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            let event = AuditEvent {
+                detail: Some(limit.map_or_else(|| "limit=none".to_owned(), |n| format!("limit={n}"))),
+                ..AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_LIMIT_SET, &actor, &id)
+            };
+            append_entries!(conn, pg, [event]);
+            Ok(true)
         })
     }
 

@@ -13,6 +13,7 @@
 //! machine, not only of the process.
 
 mod accounts;
+mod audit;
 mod files;
 mod hooks;
 mod key_admin;
@@ -55,6 +56,16 @@ pub struct Backend<DB: Database> {
     writer: Writer<DB>,
 }
 
+/// A clone shares the pool and the writer.
+impl<DB: Database> Clone for Backend<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            writer: self.writer.clone(),
+        }
+    }
+}
+
 impl<DB: Database> Backend<DB> {
     /// The pool, for tests that inspect or tamper with rows directly.
     pub fn pool(&self) -> &Pool<DB> {
@@ -63,7 +74,7 @@ impl<DB: Database> Backend<DB> {
 }
 
 /// The backend a store runs on.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Db {
     Sqlite(Backend<Sqlite>),
     Pg(Backend<Postgres>),
@@ -139,6 +150,8 @@ pub(crate) use write_db;
 pub struct SqlStore {
     db: Db,
     options: StoreOptions,
+    /// Audit events waiting to be appended together (see `audit.rs`).
+    audit: audit::AuditQueue,
 }
 
 /// The store opened on a SQLite file (the same type as [`PgStore`]; the names say which `open`).
@@ -181,8 +194,10 @@ impl SqlStore {
             .connect_with(connect)
             .await?;
         let writer = Writer::start(write_pool, 1, usize::MAX, "BEGIN IMMEDIATE");
+        let db = Db::Sqlite(Backend { pool, writer });
         Ok(Self {
-            db: Db::Sqlite(Backend { pool, writer }),
+            audit: audit::AuditQueue::start(db.clone()),
+            db,
             options,
         })
     }
@@ -198,8 +213,10 @@ impl SqlStore {
             .await?;
         PG_MIGRATOR.run(&pool).await?;
         let writer = Writer::start(pool.clone(), PG_WRITERS, 1, "BEGIN");
+        let db = Db::Pg(Backend { pool, writer });
         Ok(Self {
-            db: Db::Pg(Backend { pool, writer }),
+            audit: audit::AuditQueue::start(db.clone()),
+            db,
             options,
         })
     }

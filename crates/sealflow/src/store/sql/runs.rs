@@ -6,9 +6,12 @@
 
 use async_trait::async_trait;
 
+use super::audit::append_entries;
 use super::rows::{run_from_row, step_from_row, SqlRow};
 use super::{on_db, write_db, SqlStore};
-use crate::store::{CancelRun, InsertRun, PageRequest, RunEnd, RunRecord, RunRepo, StepRecord, StoreResult};
+use crate::store::{
+    AuditEvent, CancelRun, InsertRun, PageRequest, RunEnd, RunRecord, RunRepo, StepRecord, StoreResult,
+};
 
 const COLUMNS: &str = "id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, status, \
                        trigger_type, input_json, error, next_step, wake_at, idempotency_key, request_hash, \
@@ -246,17 +249,21 @@ impl RunRepo for SqlStore {
         })
     }
 
-    async fn save_steps(
+    async fn save_steps_audited(
         &self,
         run_id: &str,
         owner: &str,
         steps: &[StepRecord],
         next_step: i64,
         end: Option<RunEnd<'_>>,
+        audit: Vec<AuditEvent>,
     ) -> StoreResult<bool> {
         let (run_id, owner, steps) = (run_id.to_owned(), owner.to_owned(), steps.to_vec());
         let end = end.map(|e| (e.status.to_owned(), e.error.map(str::to_owned), e.at_ms));
         write_db!(self, |conn, pg| {
+            if !audit.is_empty() {
+                append_entries!(conn, pg, audit);
+            }
             // The guard (lease still ours, run still running) and the run's new state in one
             // statement; recording any step counts as progress and resets the claim count.
             let guard = sqlx::query(

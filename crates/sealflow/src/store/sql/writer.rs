@@ -49,6 +49,15 @@ pub(crate) struct Writer<DB: Database> {
     commits: CommitMetrics,
 }
 
+impl<DB: Database> Clone for Writer<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            commits: self.commits.clone(),
+        }
+    }
+}
+
 impl<DB: Database> std::fmt::Debug for Writer<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").finish_non_exhaustive()

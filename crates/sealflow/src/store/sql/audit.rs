@@ -1,0 +1,321 @@
+//! The audit trail, written once for both backends.
+//!
+//! Appending reads the chain's head row and moves it in the same transaction as the entry. The
+//! head is serialized per chain: on SQLite by the single writer (every append runs in a writer
+//! job), on PostgreSQL by locking the head row `FOR UPDATE`, which also holds across instances.
+//! A transaction that appends to several chains locks their heads in chain order, so two such
+//! transactions cannot deadlock on each other.
+//!
+//! [`AuditQueue`] batches: events appended on their own (secret uses, API-key and master-key
+//! events) wait in a queue, and one writer job appends every event queued by then in one
+//! transaction. A use entry therefore shares its commit with the other runs' pending entries on
+//! both backends (on SQLite the job also shares the writer's group commit), instead of costing
+//! a commit per run. Secret changes append their entry inside their own write instead
+//! ([`append_entries!`]), so the change and its entry commit together or not at all.
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use super::rows::SqlRow;
+use super::{on_db, write_db, Db, SqlStore};
+use crate::store::{
+    AuditChain, AuditEntry, AuditEvent, AuditFilter, AuditRepo, PageRequest, StoreError, StoreResult,
+    GENESIS_HASH,
+};
+
+/// Most queued callers whose events go into one transaction.
+const MAX_PENDING: usize = 256;
+/// Callers waiting to be batched; beyond it appending waits (backpressure).
+const QUEUE: usize = 4096;
+
+/// Appends `$events` (a `Vec<AuditEvent>` or slice) to their chains on `$conn` inside the open
+/// transaction of a writer job; `$pg` is the job's dialect flag. Uses `?` on sqlx errors.
+macro_rules! append_entries {
+    ($conn:ident, $pg:expr, $events:expr) => {{
+        let given = &$events;
+        let mut events: Vec<&$crate::store::AuditEvent> = given.iter().collect();
+        // Heads are locked in chain order (a stable sort keeps each chain's events in order).
+        events.sort_by(|a, b| a.chain.cmp(&b.chain));
+        for ev in events {
+            sqlx::query(
+                "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
+                 VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
+            )
+            .bind(&ev.chain)
+            .bind($crate::store::GENESIS_HASH)
+            .execute(&mut *$conn)
+            .await?;
+            let head = if $pg {
+                "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1 FOR UPDATE"
+            } else {
+                "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1"
+            };
+            let (head_seq, prev_hash): (i64, String) = sqlx::query_as(head)
+                .bind(&ev.chain)
+                .fetch_one(&mut *$conn)
+                .await?;
+            let seq = head_seq + 1;
+            let hash = ev.hash(seq, &prev_hash);
+            sqlx::query(
+                "INSERT INTO audit_entries (chain, seq, at, kind, actor, secret_name, secret_version, run_id, \
+                                            step_id, host, outcome, subject, detail, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&ev.chain)
+            .bind(seq)
+            .bind(ev.at)
+            .bind(&ev.kind)
+            .bind(&ev.actor)
+            .bind(&ev.secret_name)
+            .bind(ev.secret_version)
+            .bind(&ev.run_id)
+            .bind(&ev.step_id)
+            .bind(&ev.host)
+            .bind(&ev.outcome)
+            .bind(&ev.subject)
+            .bind(&ev.detail)
+            .bind(&prev_hash)
+            .bind(&hash)
+            .execute(&mut *$conn)
+            .await?;
+            sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
+                .bind(&ev.chain)
+                .bind(seq)
+                .bind(&hash)
+                .execute(&mut *$conn)
+                .await?;
+        }
+    }};
+}
+pub(crate) use append_entries;
+
+type Pending = (Vec<AuditEvent>, oneshot::Sender<Result<(), String>>);
+
+/// The queue of events waiting to be appended by the batching task.
+#[derive(Debug)]
+pub(super) struct AuditQueue {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// What `write_db!` needs: something with a `db`.
+struct Holder {
+    db: Db,
+}
+
+impl AuditQueue {
+    /// Starts the batching task on `db`; it stops when the queue is dropped with the store.
+    pub(super) fn start(db: Db) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run_batcher(Holder { db }, rx));
+        Self { queue }
+    }
+
+    async fn append(&self, events: Vec<AuditEvent>) -> StoreResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send((events, tx))
+            .await
+            .map_err(|_| StoreError::Commit("the audit writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Commit("the audit writer stopped before committing".into()))?
+            .map_err(StoreError::Commit)
+    }
+}
+
+async fn run_batcher(holder: Holder, mut rx: mpsc::Receiver<Pending>) {
+    let mut pending = Vec::with_capacity(MAX_PENDING);
+    while rx.recv_many(&mut pending, MAX_PENDING).await > 0 {
+        let (batches, answers): (Vec<Vec<AuditEvent>>, Vec<_>) = pending.drain(..).unzip();
+        let events: Vec<AuditEvent> = batches.into_iter().flatten().collect();
+        let count = events.len();
+        let result = write_db!(holder, |conn, pg| {
+            append_entries!(conn, pg, events);
+            Ok(())
+        });
+        let outcome = result.map_err(|e| {
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            tracing::error!(error = %e, cause = ?cause, count, "audit entries could not be written");
+            format!("the audit entries could not be written: {e}")
+        });
+        for answer in answers {
+            let _ = answer.send(outcome.clone());
+        }
+    }
+}
+
+const ENTRY_COLUMNS: &str =
+    "chain, seq, at, kind, actor, secret_name, secret_version, run_id, step_id, host, \
+                             outcome, subject, detail, prev_hash, hash";
+
+fn entry_from_row(row: &impl SqlRow) -> StoreResult<AuditEntry> {
+    Ok(AuditEntry {
+        seq: row.col("seq")?,
+        prev_hash: row.col("prev_hash")?,
+        hash: row.col("hash")?,
+        event: AuditEvent {
+            chain: row.col("chain")?,
+            at: row.col("at")?,
+            kind: row.col("kind")?,
+            actor: row.col("actor")?,
+            secret_name: row.col("secret_name")?,
+            secret_version: row.col("secret_version")?,
+            run_id: row.col("run_id")?,
+            step_id: row.col("step_id")?,
+            host: row.col("host")?,
+            outcome: row.col("outcome")?,
+            subject: row.col("subject")?,
+            detail: row.col("detail")?,
+        },
+    })
+}
+
+#[async_trait]
+impl AuditRepo for SqlStore {
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.audit.append(events).await
+    }
+
+    async fn list_audit(
+        &self,
+        chain: &str,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<(Vec<AuditEntry>, i64)> {
+        const WHERE: &str = "WHERE chain = $1 AND ($2 IS NULL OR secret_name = $2) \
+                             AND ($3 IS NULL OR run_id = $3) AND ($4 IS NULL OR at >= $4)";
+        let list =
+            format!("SELECT {ENTRY_COLUMNS} FROM audit_entries {WHERE} ORDER BY seq DESC LIMIT $5 OFFSET $6");
+        let count = format!("SELECT COUNT(*) FROM audit_entries {WHERE}");
+        on_db!(self, |pool| {
+            let rows = sqlx::query(&list)
+                .bind(chain)
+                .bind(&filter.secret)
+                .bind(&filter.run_id)
+                .bind(filter.since_ms)
+                .bind(page.limit)
+                .bind(page.offset)
+                .fetch_all(pool)
+                .await?;
+            let (total,): (i64,) = sqlx::query_as(&count)
+                .bind(chain)
+                .bind(&filter.secret)
+                .bind(&filter.run_id)
+                .bind(filter.since_ms)
+                .fetch_one(pool)
+                .await?;
+            let entries = rows.iter().map(entry_from_row).collect::<StoreResult<Vec<_>>>()?;
+            Ok((entries, total))
+        })
+    }
+
+    async fn audit_chains(&self) -> StoreResult<Vec<AuditChain>> {
+        let rows: Vec<(String, i64, String, i64, String)> = on_db!(self, |pool| {
+            sqlx::query_as(
+                "SELECT chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash FROM audit_chains \
+                 UNION ALL \
+                 SELECT DISTINCT chain, -1, '', 0, $1 FROM audit_entries \
+                 WHERE chain NOT IN (SELECT chain FROM audit_chains) \
+                 ORDER BY 1",
+            )
+            .bind(GENESIS_HASH)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash)| AuditChain {
+                    chain,
+                    head_seq,
+                    head_hash,
+                    checkpoint_seq,
+                    checkpoint_hash,
+                },
+            )
+            .collect())
+    }
+
+    async fn audit_entries_after(
+        &self,
+        chain: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        );
+        on_db!(self, |pool| {
+            let rows = sqlx::query(&sql)
+                .bind(chain)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(entry_from_row).collect()
+        })
+    }
+
+    async fn prune_audit(&self, chain: &str, before_ms: i64, max_rows: i64) -> StoreResult<i64> {
+        let chain = chain.to_owned();
+        write_db!(self, |conn, pg| {
+            let head = if pg {
+                "SELECT head_seq, checkpoint_seq FROM audit_chains WHERE chain = $1 FOR UPDATE"
+            } else {
+                "SELECT head_seq, checkpoint_seq FROM audit_chains WHERE chain = $1"
+            };
+            let Some((head_seq, checkpoint)): Option<(i64, i64)> = sqlx::query_as(head)
+                .bind(&chain)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(0);
+            };
+            // Only a prefix of the chain goes: up to the first entry that is not old enough.
+            let (first_kept,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MIN(seq) FROM audit_entries WHERE chain = $1 AND seq > $2 AND at >= $3",
+            )
+            .bind(&chain)
+            .bind(checkpoint)
+            .bind(before_ms)
+            .fetch_one(&mut *conn)
+            .await?;
+            let cutoff = first_kept
+                .map_or(head_seq, |s| s - 1)
+                .min(checkpoint.saturating_add(max_rows));
+            if cutoff <= checkpoint {
+                return Ok(0);
+            }
+            let last: Option<(String, i64)> =
+                sqlx::query_as("SELECT hash, at FROM audit_entries WHERE chain = $1 AND seq = $2")
+                    .bind(&chain)
+                    .bind(cutoff)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let Some((hash, at)) = last else {
+                return Err(StoreError::Corrupt(format!(
+                    "audit chain {chain}: entry {cutoff} is missing; run `sealflow audit verify`"
+                )));
+            };
+            let deleted = sqlx::query("DELETE FROM audit_entries WHERE chain = $1 AND seq <= $2")
+                .bind(&chain)
+                .bind(cutoff)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            sqlx::query(
+                "UPDATE audit_chains SET checkpoint_seq = $2, checkpoint_hash = $3, checkpoint_at = $4 \
+                 WHERE chain = $1",
+            )
+            .bind(&chain)
+            .bind(cutoff)
+            .bind(&hash)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(deleted as i64)
+        })
+    }
+}
