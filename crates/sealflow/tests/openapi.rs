@@ -40,6 +40,7 @@ const REQUIRED: &[(&str, &str)] = &[
     ("post", "/api/users"),
     ("patch", "/api/users/{id}"),
     ("delete", "/api/users/{id}"),
+    ("get", "/api/audit"),
 ];
 
 #[tokio::test]
@@ -125,7 +126,7 @@ async fn every_authenticated_operation_documents_401_and_every_body_its_400_413_
             let responses = &op["responses"];
             if op.get("security").is_some() {
                 assert!(responses.get("401").is_some(), "{method} {path} lacks 401");
-                if method != "get" {
+                if method != "get" || ["/api/keys", "/api/audit"].contains(&path.as_str()) {
                     assert!(responses.get("403").is_some(), "{method} {path} lacks 403");
                 }
                 // And the server does answer 401 there without credentials.
@@ -279,4 +280,30 @@ async fn the_run_body_is_documented_as_optional_and_never_null() {
     assert_eq!(post("").await.unwrap().status(), 201, "no body");
     assert_eq!(post(r#"{"input": {"a": 1}}"#).await.unwrap().status(), 201);
     assert_eq!(post("null").await.unwrap().status(), 400);
+}
+
+#[tokio::test]
+async fn the_audit_listing_documents_its_filters_paging_and_admin_only_access() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let op = &doc["paths"]["/api/audit"]["get"];
+    let mut params: Vec<String> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    params.sort();
+    assert_eq!(params, ["limit", "offset", "page", "run_id", "secret", "since"]);
+    for status in ["200", "400", "401", "403"] {
+        assert!(
+            op["responses"].get(status).is_some(),
+            "GET /api/audit lacks {status}"
+        );
+    }
+    // What it documents is what it does: a member is refused, a bad filter is a 400.
+    let member = app.api_key("acme", sealflow::store::Role::Member).await;
+    assert_eq!(app.get("/api/audit", &member).await.0, 403);
+    assert_eq!(app.get("/api/audit?since=soon", &app.admin_key).await.0, 400);
+    assert_eq!(app.get("/api/audit", &app.admin_key).await.0, 200);
 }

@@ -70,7 +70,8 @@ pub(super) async fn execute_rows(
         let mut held = 0usize;
         for (idx, cells) in rows {
             let input = row_input(&columns, cells);
-            let item = run_row(shared, run, def, idx, input, &mut masking, &mut lost, &mut audit).await?;
+            let (item, used) = run_row(shared, run, def, idx, input, &mut masking, &mut lost).await?;
+            audit.extend(used);
             held = held.saturating_add(recorded_bytes(item.output.as_ref(), item.error.as_deref()));
             items.push(item);
             // Each row may render up to the step limit: write early rather than hold a page of
@@ -112,7 +113,8 @@ struct Masking {
     live: LiveSlot,
 }
 
-/// Runs every step for one row; the result is the last step's output, or the first failure.
+/// Runs every step for one row; the result is the last step's output, or the first failure,
+/// with the outcomes of the row's secret uses.
 async fn run_row(
     shared: &Shared,
     run: &RunRecord,
@@ -121,8 +123,9 @@ async fn run_row(
     input: Value,
     masking: &mut Masking,
     lost: &mut watch::Receiver<bool>,
-    audit: &mut Vec<AuditEvent>,
-) -> Result<BatchItem, Outcome> {
+) -> Result<(BatchItem, Vec<AuditEvent>), Outcome> {
+    // The outcomes of the row's secret uses, returned to be written with its result.
+    let mut audit = Vec::new();
     let Masking { redactor, live } = masking;
     // Each row is its own delivery: `<run>-<row>` keeps webhook delivery ids unique per row.
     let mut ctx = RunContext {
@@ -184,12 +187,13 @@ async fn run_row(
             }
             Err(e) => {
                 let error = format!("step {:?} failed: {e}", step.id);
-                return Ok(BatchItem {
+                let item = BatchItem {
                     idx,
                     status: "failed".into(),
                     output: None,
                     error: Some(redactor.redact_str(&error).into_owned()),
-                });
+                };
+                return Ok((item, audit));
             }
         }
         i = next;
@@ -197,10 +201,11 @@ async fn run_row(
     // Webhook outputs are masked as they are made; a later transform may have copied one, so
     // the row's result is masked once more as a whole.
     redactor.redact_json(&mut last);
-    Ok(BatchItem {
+    let item = BatchItem {
         idx,
         status: "completed".into(),
         output: Some(last),
         error: None,
-    })
+    };
+    Ok((item, audit))
 }
