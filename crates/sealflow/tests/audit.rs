@@ -402,6 +402,8 @@ async fn a_failing_audit_write_fails_the_step_and_nothing_is_sent() {
         0,
         "the request was sent without its audit entry"
     );
+    assert_eq!(audit_writes(&app, "error").await, 1.0);
+    assert_eq!(audit_writes(&app, "ok").await, 0.0);
 
     // Once the trail accepts writes again, the same workflow sends.
     sqlx::query("DROP TRIGGER audit_read_only")
@@ -411,6 +413,24 @@ async fn a_failing_audit_write_fails_the_step_and_nothing_is_sent() {
     let run = app.run_and_wait(&app.admin_key, &wf, json!({}), 10).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(receiver.count(), 1);
+    assert_eq!(audit_writes(&app, "ok").await, 1.0);
+}
+
+/// `sealflow_audit_writes_total{outcome=…}` as `/metrics` shows it (0 when absent).
+async fn audit_writes(app: &TestApp, outcome: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("sealflow_audit_writes_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
 #[tokio::test]
