@@ -349,7 +349,7 @@ async fn the_key_ring_names_one_current_key_and_retires_only_unused_keys(store: 
     let ws = store.ensure_workspace("acme").await.unwrap();
     let mut row = secret(&ws.id, "TOKEN", 1, None);
     row.sealed.kek_id = "mk_a".into();
-    store.insert_secret(&row, 10).await.unwrap();
+    store.insert_secret(&row, 10, "test").await.unwrap();
 
     assert!(store.set_current_master_key("mk_b", NOW + 1).await.unwrap());
     assert_eq!(
@@ -390,7 +390,7 @@ async fn the_key_ring_names_one_current_key_and_retires_only_unused_keys(store: 
             .unwrap(),
         "a root rewrapped meanwhile is left alone"
     );
-    assert!(store.delete_secret(&ws.id, "TOKEN").await.unwrap());
+    assert!(store.delete_secret(&ws.id, "TOKEN", "test").await.unwrap());
     assert_eq!(
         store.retire_master_key("mk_a", NOW + 2).await.unwrap(),
         RetireKey::Retired
@@ -418,11 +418,11 @@ async fn rewrapped_data_keys_change_only_the_wrap_and_only_if_the_row_is_unchang
     for name in ["A", "B", "C"] {
         let mut row = secret(&ws.id, name, 1, None);
         row.sealed.kek_id = "mk_old".into();
-        store.insert_secret(&row, 10).await.unwrap();
+        store.insert_secret(&row, 10, "test").await.unwrap();
     }
     let mut fresh = secret(&ws.id, "D", 1, None);
     fresh.sealed.kek_id = "mk_new".into();
-    store.insert_secret(&fresh, 10).await.unwrap();
+    store.insert_secret(&fresh, 10, "test").await.unwrap();
     let todo = store.data_keys_to_rewrap("mk_new", 2).await.unwrap();
     assert_eq!(todo.len(), 2, "bounded by the limit");
     let mut all = store.data_keys_to_rewrap("mk_new", 100).await.unwrap();
@@ -434,7 +434,7 @@ async fn rewrapped_data_keys_change_only_the_wrap_and_only_if_the_row_is_unchang
     // B is replaced between the read and the write: its row is left to the replace.
     let mut replaced = secret(&ws.id, "B", 2, None);
     replaced.sealed.kek_id = "mk_new".into();
-    assert!(store.replace_secret(&replaced, 1).await.unwrap());
+    assert!(store.replace_secret(&replaced, 1, "test").await.unwrap());
     let batch = all
         .iter()
         .map(|r| (r.clone(), "mk_new".to_owned(), vec![9, 9]))
