@@ -17,8 +17,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use sealflow::ids::new_id;
 use sealflow::store::{
-    ApiKeyRecord, CancelRun, InsertRun, InsertSecret, PageRequest, Role, RunEnd, RunRecord, SecretRecord,
-    StepRecord, Store, StoreOptions, WorkflowRecord,
+    ApiKeyRecord, AuditEvent, AuditFilter, CancelRun, InsertRun, InsertSecret, PageRequest, Role, RunEnd,
+    RunRecord, SecretRecord, StepRecord, Store, StoreOptions, WorkflowRecord, GENESIS_HASH,
 };
 use sealflow::vault::SealedSecret;
 use serde_json::json;
@@ -82,6 +82,8 @@ storage_tests!(
     a_failing_write_in_a_batch_is_undone_alone_while_the_others_commit,
     a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit,
     users_memberships_and_sessions_keep_to_their_workspace_and_expiry,
+    concurrent_audit_appends_keep_every_chain_unbroken,
+    step_outcome_entries_are_kept_even_when_the_lease_was_lost,
 );
 
 #[test]
@@ -1683,4 +1685,134 @@ async fn users_memberships_and_sessions_keep_to_their_workspace_and_expiry(store
         .unwrap();
     assert_eq!(store.delete_expired_sessions(NOW + 1000).await.unwrap(), 1);
     store.delete_session("h2").await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+/// Checks one chain as `sealflow audit verify` does, from seq 1: `n` entries, each linked to the
+/// one before and hashed over its fields, ending at the chain's head.
+async fn assert_chain(store: &Arc<dyn Store>, chain: &str, n: i64) {
+    let entries = store.audit_entries_after(chain, 0, 10_000).await.unwrap();
+    assert_eq!(entries.len() as i64, n, "{chain}");
+    let mut prev = GENESIS_HASH.to_owned();
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1, "{chain}: seqs are contiguous");
+        assert_eq!(e.prev_hash, prev, "{chain} {}: linked", e.seq);
+        assert!(e.hash_matches(), "{chain} {}: hashed", e.seq);
+        prev = e.hash.clone();
+    }
+    let head = store
+        .audit_chains()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.chain == chain)
+        .unwrap();
+    assert_eq!((head.head_seq, head.head_hash), (n, prev), "{chain}: head");
+}
+
+async fn concurrent_audit_appends_keep_every_chain_unbroken(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let chains: Vec<String> = (0..4).map(|i| format!("ws_chain{i}")).collect();
+    for t in 0..40 {
+        let row = secret(&ws, &format!("S{t}"), 1, None);
+        store.insert_secret(&row, 1000, "test").await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for t in 0..40 {
+        let store = store.clone();
+        // Some tasks append to two chains in one call, in either order: heads are locked in
+        // chain order, so these cannot deadlock each other (on PostgreSQL) or break a chain.
+        let (a, b) = (chains[t % 4].clone(), chains[(t + 1 + t / 4) % 4].clone());
+        let ws = ws.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut events = vec![AuditEvent::new(&a, "test.one", "test")];
+            if t % 3 == 0 {
+                events.insert(0, AuditEvent::new(&b, "test.two", "test"));
+            }
+            store.append_audit(events).await.unwrap();
+            // Secret changes append inside their own write, to the workspace's chain; replaces
+            // run on several writers at once (PostgreSQL), so only the head lock keeps them apart.
+            let row = secret(&ws, &format!("S{t}"), 2, None);
+            assert!(store.replace_secret(&row, 1, "test").await.unwrap());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut per_chain = [0i64; 4];
+    for t in 0..40usize {
+        per_chain[t % 4] += 1;
+        if t % 3 == 0 {
+            per_chain[(t + 1 + t / 4) % 4] += 1;
+        }
+    }
+    for (chain, n) in chains.iter().zip(per_chain) {
+        assert_chain(&store, chain, n).await;
+    }
+    assert_chain(&store, &ws, 80).await;
+    let (entries, total) = store
+        .list_audit(
+            &ws,
+            &AuditFilter {
+                secret: Some("S7".into()),
+                ..AuditFilter::default()
+            },
+            PageRequest { offset: 0, limit: 10 },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(entries[0].event.kind, "secret.replaced");
+    assert_eq!(entries[0].event.secret_version, Some(2));
+    assert_eq!(entries[1].event.kind, "secret.created");
+}
+
+async fn step_outcome_entries_are_kept_even_when_the_lease_was_lost(store: Arc<dyn Store>) {
+    let ws = workspace(&store, "acme").await;
+    let r = run(&ws, "wf_a", None, NOW);
+    store
+        .insert_claimed_run(&r, 0, Some(("owner", NOW + LEASE_MS)))
+        .await
+        .unwrap();
+    let outcome = |step: &str| AuditEvent {
+        secret_name: Some("TOKEN".into()),
+        run_id: Some(r.id.clone()),
+        step_id: Some(step.into()),
+        outcome: Some("http_2xx".into()),
+        ..AuditEvent::new(&ws, "secret.use_outcome", "engine")
+    };
+    // The request was sent, so its outcome is recorded though the step's result is refused.
+    assert!(!store
+        .save_steps_audited(
+            &r.id,
+            "another owner",
+            &[step(0, "completed")],
+            1,
+            None,
+            vec![outcome("a")]
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .save_steps_audited(
+            &r.id,
+            "owner",
+            &[step(0, "completed")],
+            1,
+            None,
+            vec![outcome("b")]
+        )
+        .await
+        .unwrap());
+    let steps: Vec<Option<String>> = store
+        .audit_entries_after(&ws, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.step_id)
+        .collect();
+    assert_eq!(steps, [Some("a".to_owned()), Some("b".to_owned())]);
+    assert_chain(&store, &ws, 2).await;
 }
