@@ -51,7 +51,7 @@ pub async fn add(args: StorageArgs) -> anyhow::Result<()> {
             store
                 .insert_master_key_check(next.id(), &check, crate::ids::now_ms())
                 .await?;
-            keyring::record_key_event(&store, KeyEvent::Added { id: next.id() }).await;
+            keyring::record_key_event(&store, KeyEvent::Added { id: next.id() }).await?;
             println!(
                 "registered master key {} (the current key is {})",
                 next.id(),
@@ -102,7 +102,7 @@ pub async fn rotate(args: KeyRotateArgs) -> anyhow::Result<()> {
                 to: &target,
             },
         )
-        .await;
+        .await?;
         println!("master key {target} is now current (was {from}): new secrets are sealed with it");
     } else {
         println!("master key {target} is current");

@@ -439,6 +439,38 @@ async fn rotating_a_thousand_secrets_under_load_survives_a_kill_and_retires_the_
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("retired master key {old_id}")));
 
+    // The audit trail's global chain holds the three master-key events (ids only) and verifies.
+    let out = sealflow_bin()
+        .args(["audit", "verify"])
+        .env("SEALFLOW_DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("sealflow.db").display()))
+        .await
+        .unwrap();
+    let events: Vec<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
+        "SELECT kind, subject, detail, actor FROM audit_entries WHERE chain = 'global' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let cli = || "cli".to_owned();
+    assert_eq!(
+        events,
+        vec![
+            ("master_key.added".to_owned(), Some(new_id.clone()), None, cli()),
+            (
+                "master_key.rotated".to_owned(),
+                Some(new_id.clone()),
+                Some(format!("from {old_id}")),
+                cli()
+            ),
+            ("master_key.retired".to_owned(), Some(old_id.clone()), None, cli()),
+        ]
+    );
+
     // Only the old key: refused, naming both ids. Only the new key: serves everything.
     let err = ServerProcess::start(dir.path(), &[("SEALFLOW_MASTER_KEY", &old)])
         .err()

@@ -25,7 +25,7 @@ use thiserror::Error;
 
 use crate::config::RewrapConfig;
 use crate::ids;
-use crate::store::{RetireKey, Store, StoreError, WrappedRoot};
+use crate::store::{AuditEvent, MasterKeyEvent, RetireKey, Store, StoreError, WrappedRoot};
 use crate::vault::{SecretAad, Vault, VaultError};
 
 #[derive(Debug, Error)]
@@ -44,22 +44,18 @@ pub enum KeyEvent<'a> {
     Retired { id: &'a str },
 }
 
-/// Records a master-key event. Audit hook: until the audit trail exists this writes an `info`
-/// line under the `sealflow::audit` target; the audit module replaces the body with an entry
-/// (principal: the operator running the command). Never given key material.
-pub async fn record_key_event(store: &Arc<dyn Store>, event: KeyEvent<'_>) {
-    let _ = store;
-    match event {
-        KeyEvent::Added { id } => {
-            tracing::info!(target: "sealflow::audit", event = "master_key.added", key_id = id)
-        }
-        KeyEvent::Rotated { from, to } => {
-            tracing::info!(target: "sealflow::audit", event = "master_key.rotated", from_key_id = from, key_id = to)
-        }
-        KeyEvent::Retired { id } => {
-            tracing::info!(target: "sealflow::audit", event = "master_key.retired", key_id = id)
-        }
-    }
+/// Appends a master-key event to the audit trail's global chain. The actor is `cli`: these
+/// events come from the operator's `sealflow key` commands. Never given key material, only ids.
+pub async fn record_key_event(store: &Arc<dyn Store>, event: KeyEvent<'_>) -> Result<(), KeyRingError> {
+    let (kind, id, detail) = match event {
+        KeyEvent::Added { id } => (MasterKeyEvent::Added, id, None),
+        KeyEvent::Rotated { from, to } => (MasterKeyEvent::Rotated, to, Some(format!("from {from}"))),
+        KeyEvent::Retired { id } => (MasterKeyEvent::Retired, id, None),
+    };
+    let mut entry = AuditEvent::master_key(kind, id, "cli");
+    entry.detail = detail;
+    store.append_audit(vec![entry]).await?;
+    Ok(())
 }
 
 /// One registered key, as `sealflow key status` shows it.
@@ -131,7 +127,7 @@ pub async fn status(store: &Arc<dyn Store>) -> Result<KeyStatus, KeyRingError> {
 pub async fn retire(store: &Arc<dyn Store>, id: &str) -> Result<RetireKey, KeyRingError> {
     let outcome = store.retire_master_key(id, ids::now_ms()).await?;
     if outcome == RetireKey::Retired {
-        record_key_event(store, KeyEvent::Retired { id }).await;
+        record_key_event(store, KeyEvent::Retired { id }).await?;
     }
     Ok(outcome)
 }
