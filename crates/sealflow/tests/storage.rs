@@ -70,6 +70,7 @@ storage_tests!(
     concurrent_inserts_with_one_idempotency_key_create_one_run,
     a_due_run_is_claimed_by_one_worker_until_its_lease_expires,
     a_parked_or_future_run_is_claimable_only_after_wake_at,
+    due_runs_are_what_a_worker_could_claim_with_the_earliest_wake_time,
     guarded_writes_fail_for_a_wrong_owner_or_after_cancel,
     cancelling_reports_finished_and_missing_runs,
     runs_are_listed_newest_first_and_filtered_by_workflow_and_status,
@@ -994,6 +995,40 @@ async fn a_parked_or_future_run_is_claimable_only_after_wake_at(store: Arc<dyn S
         (woken.id.as_str(), woken.next_step, woken.steps_completed),
         (future.id.as_str(), 1, 1)
     );
+}
+
+async fn due_runs_are_what_a_worker_could_claim_with_the_earliest_wake_time(store: Arc<dyn Store>) {
+    let due = |at| {
+        let store = store.clone();
+        async move {
+            let d = store.due_runs(at).await.unwrap();
+            (d.count, d.oldest_wake_at)
+        }
+    };
+    assert_eq!(due(NOW).await, (0, None));
+    let ws = workspace(&store, "acme").await;
+    let oldest = run(&ws, "wf_a", None, NOW - 3_000);
+    let later = run(&ws, "wf_a", None, NOW - 1_000);
+    let future = run(&ws, "wf_a", None, NOW + 5_000);
+    for r in [&oldest, &later, &future] {
+        store.insert_run(r, 0).await.unwrap();
+    }
+    assert_eq!(
+        due(NOW).await,
+        (2, Some(NOW - 3_000)),
+        "the future run is not due"
+    );
+    // A claimed run is not due while its lease holds, and due again once it has expired.
+    let claimed = store.claim_run("w", NOW, LEASE_MS).await.unwrap().expect("due");
+    assert_eq!(claimed.id, oldest.id);
+    assert_eq!(due(NOW).await, (1, Some(NOW - 1_000)));
+    assert_eq!(due(NOW + LEASE_MS + 1).await, (3, Some(NOW - 3_000)));
+    // A finished run never is.
+    assert!(store
+        .finish_run(&oldest.id, "w", "completed", None, NOW + 1)
+        .await
+        .unwrap());
+    assert_eq!(due(NOW + LEASE_MS + 1).await, (2, Some(NOW - 1_000)));
 }
 
 async fn guarded_writes_fail_for_a_wrong_owner_or_after_cancel(store: Arc<dyn Store>) {
