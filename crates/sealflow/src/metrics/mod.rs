@@ -196,7 +196,7 @@ impl Metrics {
         );
         registry.register(
             "audit_writes",
-            "Audit entries written, by outcome",
+            "secret.used audit entries written before a webhook step sends, by outcome",
             f.audit_writes.clone(),
         );
         Self {
