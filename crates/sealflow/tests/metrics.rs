@@ -347,6 +347,8 @@ async fn counters_move_by_exactly_the_requests_runs_and_sends_the_test_made() {
     assert_eq!(sends("success", "2xx"), to("/ok"));
     assert_eq!(sends("http_error", "5xx"), to("/fail"));
     assert_eq!(delta("sealflow_secret_decryptions", &[("outcome", "ok")]), 2.0);
+    // Each use of a secret is audited before the send.
+    assert_eq!(delta("sealflow_audit_writes", &[("outcome", "ok")]), 2.0);
     assert_eq!(
         delta("sealflow_rate_limit_refusals", &[("limit", "runs")]),
         f64::from(refusals)
