@@ -1,10 +1,11 @@
 //! JWTs that sealflow itself signs at `POST /api/auth/login`.
 //!
-//! HS256 with a key derived from the master key by HKDF ([`crate::vault::Vault::derive_key`],
-//! label `jwt-login-signing`). Why derived and not generated and stored: every instance of a
-//! fleet already shares the master key, so each derives the same signing key with no new secret
-//! to distribute, back up or keep in step; the label separates it from every other use of the
-//! master key; and rotating the master key retires all login tokens with it.
+//! HS256 with a key derived by HKDF ([`crate::vault::Vault::derive_key`], label
+//! `jwt-login-signing`) from the vault's derivation root, a random value stored in the database
+//! wrapped by the master key. Why derived and not generated per key: every instance of a fleet
+//! reads the same root, so each derives the same signing key with no new secret to distribute,
+//! back up or keep in step; the label separates it from every other use of the root; and a
+//! master-key rotation rewraps the root rather than changing it, so login tokens survive it.
 //!
 //! Our tokens carry the header `kid` [`KID`], `iss` [`ISSUER`] and `aud` [`AUDIENCE`], so they are
 //! told apart from an external identity provider's tokens before any signature check, and an
