@@ -36,12 +36,15 @@ macro_rules! append_entries {
         let mut events: Vec<&$crate::store::AuditEvent> = given.iter().collect();
         // Heads are locked in chain order (a stable sort keeps each chain's events in order).
         events.sort_by(|a, b| a.chain.cmp(&b.chain));
-        for ev in events {
+        let mut events = events.into_iter().peekable();
+        // Per chain: lock and read the head once, append its events, move the head once.
+        while let Some(first) = events.peek().copied() {
+            let chain = first.chain.clone();
             sqlx::query(
                 "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
                  VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
             )
-            .bind(&ev.chain)
+            .bind(&chain)
             .bind($crate::store::GENESIS_HASH)
             .execute(&mut *$conn)
             .await?;
@@ -50,38 +53,41 @@ macro_rules! append_entries {
             } else {
                 "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1"
             };
-            let (head_seq, prev_hash): (i64, String) = sqlx::query_as(head)
-                .bind(&ev.chain)
+            let (mut seq, mut prev_hash): (i64, String) = sqlx::query_as(head)
+                .bind(&chain)
                 .fetch_one(&mut *$conn)
                 .await?;
-            let seq = head_seq + 1;
-            let hash = ev.hash(seq, &prev_hash);
-            sqlx::query(
-                "INSERT INTO audit_entries (chain, seq, at, kind, actor, secret_name, secret_version, run_id, \
-                                            step_id, host, outcome, subject, detail, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(&ev.chain)
-            .bind(seq)
-            .bind(ev.at)
-            .bind(&ev.kind)
-            .bind(&ev.actor)
-            .bind(&ev.secret_name)
-            .bind(ev.secret_version)
-            .bind(&ev.run_id)
-            .bind(&ev.step_id)
-            .bind(&ev.host)
-            .bind(&ev.outcome)
-            .bind(&ev.subject)
-            .bind(&ev.detail)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .execute(&mut *$conn)
-            .await?;
-            sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
+            while let Some(ev) = events.next_if(|e| e.chain == chain) {
+                seq += 1;
+                let hash = ev.hash(seq, &prev_hash);
+                sqlx::query(
+                    "INSERT INTO audit_entries (chain, seq, at, kind, actor, secret_name, secret_version, \
+                                                run_id, step_id, host, outcome, subject, detail, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
                 .bind(&ev.chain)
                 .bind(seq)
+                .bind(ev.at)
+                .bind(&ev.kind)
+                .bind(&ev.actor)
+                .bind(&ev.secret_name)
+                .bind(ev.secret_version)
+                .bind(&ev.run_id)
+                .bind(&ev.step_id)
+                .bind(&ev.host)
+                .bind(&ev.outcome)
+                .bind(&ev.subject)
+                .bind(&ev.detail)
+                .bind(&prev_hash)
                 .bind(&hash)
+                .execute(&mut *$conn)
+                .await?;
+                prev_hash = hash;
+            }
+            sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
+                .bind(&chain)
+                .bind(seq)
+                .bind(&prev_hash)
                 .execute(&mut *$conn)
                 .await?;
         }
