@@ -29,11 +29,14 @@ def main(argv):
     body_bad = s1["body_bad"] - s0["body_bad"]
     cpu = 100 * (int(cpu1) - int(cpu0)) / int(hz) / secs
     fsync_per_run = f"{int(fsyncs) / completed:.2f}" if fsyncs.isdigit() and completed else "n/a"
+    # CPU time per completed run: steadier than the rate on a shared machine.
+    cpu_ms = (int(cpu1) - int(cpu0)) * 1000 / int(hz)
+    cpu_ms_per_run = f"{cpu_ms / completed:.3f}" if completed else "n/a"
     # Ingest without ?wait answers before the run ends: its rate is the completed runs'.
     rate = completed / secs if "ingest" in name else ok / secs
     print(f"{name} c={c} d={dur}s: exec_per_s={rate:.0f} p50_ms={r['p50_us'] / 1000:.2f} "
           f"p99_ms={r['p99_us'] / 1000:.2f} errors={errors} peak_rss_mb={int(peak_kb) / 1024:.1f} "
-          f"cpu_pct={cpu:.0f} fsync_per_run={fsync_per_run} | wrk_2xx={int(ok)} completed={completed} "
+          f"cpu_pct={cpu:.0f} cpu_ms_per_run={cpu_ms_per_run} fsync_per_run={fsync_per_run} | wrk_2xx={int(ok)} completed={completed} "
           f"sink_got={sink} sink_eq_completed={'yes' if sink == completed else 'NO'} auth_bad={auth_bad} "
           f"body_bad={body_bad}")
 

@@ -13,7 +13,8 @@
 #
 # Environment: PEER_KIT (default ../shared/peers/n8n next to the repo), PG_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres), WORKERS (sealflow workers, default 64),
-# WRK_THREADS (default 2), KEEP=1 keeps the work dir.
+# WRK_THREADS (default 2), KEEP=1 keeps the work dir, PERF_RECORD=1 records a CPU profile of the
+# server during each load case (`perf record -g`, kept as perf.<case>.data in the kept work dir).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DUR=${1:-10}
@@ -104,10 +105,16 @@ run_case() {
   s0=$(sink_stats); d0=$(db_completed "$db"); cpu0=$(cpu_ticks "$SF_PID")
   perf stat -x, -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -p "$SF_PID" \
     -o "$WORK/perf.$name" -- sleep "$DUR" >/dev/null 2>&1 &
-  local perf_pid=$!
+  local perf_pid=$! rec_pid=""
+  if [ "${PERF_RECORD:-0}" = 1 ]; then
+    perf record -F 499 --call-graph dwarf,16384 -p "$SF_PID" -o "$WORK/perf.$name.data" -- sleep "$DUR" \
+      >/dev/null 2>&1 &
+    rec_pid=$!
+  fi
   out=$(wrk -t"$t" -c"$c" -d"${DUR}s" --timeout 10s -s "$lua" "$url")
   local cpu1; cpu1=$(cpu_ticks "$SF_PID")
   wait "$perf_pid" 2>/dev/null || true
+  [ -n "$rec_pid" ] && { wait "$rec_pid" 2>/dev/null || true; }
   # runs still in flight when wrk stopped finish within a moment
   for _ in $(seq 1 100); do [ "$(db_unfinished "$db")" = 0 ] && break; sleep 0.1; done
   local s1 d1; s1=$(sink_stats); d1=$(db_completed "$db")

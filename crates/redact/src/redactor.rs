@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use zeroize::Zeroizing;
@@ -18,12 +18,14 @@ use crate::{json, parts, MARKER, MIN_FREE_TEXT_LEN};
 /// the search automaton is built on the first search after an
 /// [`add`](Self::add) and reused until the next one. Building costs time
 /// linear in the total length of the patterns (a few hundred per value);
-/// cloning a built redactor shares its automaton.
+/// cloning a built redactor shares its patterns and automaton (the patterns
+/// are copied only when a clone adds a value), so a built redactor can be
+/// kept and handed to many runs cheaply.
 ///
 /// `Debug` prints only how many values and patterns it holds.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    patterns: Vec<Pattern>,
+    patterns: Arc<Vec<Pattern>>,
     values: usize,
     /// `None` inside when the automaton could not be built (too many or too
     /// large patterns): searches then fail closed.
@@ -80,14 +82,13 @@ impl Redactor {
             // patterns; a map would need the secrets hashed or ordered too.
             // Forms differing only in ASCII case are one pattern: matching
             // ignores ASCII case.
-            match self
-                .patterns
+            match Arc::make_mut(&mut self.patterns)
                 .iter_mut()
                 .find(|p| p.text.eq_ignore_ascii_case(&form.text))
             {
                 Some(existing) => existing.widen = existing.widen.union(form.widen),
                 None => {
-                    self.patterns.push(Pattern {
+                    Arc::make_mut(&mut self.patterns).push(Pattern {
                         text: form.text,
                         widen: form.widen,
                     });
@@ -131,6 +132,14 @@ impl Redactor {
     /// reader must look to see every secret that starts before it whole.
     pub fn max_pattern_len(&self) -> usize {
         self.patterns.iter().map(|p| p.text.len()).max().unwrap_or(0)
+    }
+
+    /// Builds the search automaton now instead of on the first search (clones
+    /// made afterwards share it).
+    pub fn prepare(&self) {
+        if !self.patterns.is_empty() {
+            let _ = self.searcher();
+        }
     }
 
     /// Replaces every occurrence of any pattern with [`MARKER`].

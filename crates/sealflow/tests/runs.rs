@@ -32,6 +32,53 @@ fn step(run: &Value, i: usize) -> &Value {
     &run["steps"][i]
 }
 
+/// Runs reuse built redactors per set of secret values: after a replace, and after a delete and
+/// re-create under the same name (which starts again at version 1), a run masks the new value.
+#[tokio::test]
+async fn a_replaced_or_recreated_secret_is_masked_in_the_next_run() {
+    let app = TestApp::spawn_with(allow_loopback).await;
+    let rx = Receiver::start().await;
+    let wf = app
+        .workflow(&app.admin_key, json!({"name": "echo", "steps": [webhook("send", json!({
+            "url": format!("{}/echo", rx.base),
+            "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"},
+        }))]}))
+        .await;
+    let first = random_secret_value();
+    secret(&app, "TOKEN", &first, None).await;
+    let mut values = vec![first];
+    for change in ["replace", "delete and re-create", "replace again"] {
+        // The same value twice: the second run takes the kept redactor.
+        for _ in 0..2 {
+            let run = app.run_and_wait(&app.admin_key, &wf, json!({}), 10).await;
+            assert_eq!(run["status"], "completed", "{run}");
+            let text = run.to_string();
+            for v in &values {
+                assert!(!text.contains(v.as_str()), "{change}: a run record leaks a secret: {text}");
+            }
+            assert!(text.contains("[REDACTED]"), "{text}");
+        }
+        let next = random_secret_value();
+        if change.starts_with("delete") {
+            let (status, _) = app
+                .delete(SECRETS, &app.admin_key, Some(&json!({"name": "TOKEN"})))
+                .await;
+            assert_eq!(status, 200);
+        }
+        let (status, _) = app
+            .post(SECRETS, &app.admin_key, &json!({"name": "TOKEN", "value": next}))
+            .await;
+        assert!(status == 200 || status == 201, "{change}: {status}");
+        values.push(next);
+    }
+    let seen = rx.seen();
+    assert_eq!(seen.len(), 6);
+    // Each pair of runs sent the value current at the time.
+    for (i, got) in seen.iter().enumerate() {
+        assert_eq!(got.header("authorization").unwrap(), format!("Bearer {}", values[i / 2]));
+    }
+}
+
 #[tokio::test]
 async fn a_secret_reaches_the_receiver_in_url_header_and_body_and_is_recorded_nowhere() {
     let app = TestApp::spawn_with(allow_loopback).await;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod files;
 pub mod keyring;
+pub mod redactors;
 pub mod results;
 pub mod runs;
 pub mod secrets;

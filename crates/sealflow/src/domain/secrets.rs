@@ -10,6 +10,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
+use super::redactors::RedactorCache;
 use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{InsertSecret, SecretMeta, SecretRecord, Store, StoreError};
@@ -71,6 +72,9 @@ pub struct SecretsService {
     vault: Arc<Vault>,
     limits: SecretLimits,
     metrics: Metrics,
+    /// Runs' redactors by secret values (see `redactors`); a replace or delete drops the
+    /// entries holding the old value.
+    redactors: RedactorCache,
 }
 
 impl SecretsService {
@@ -80,6 +84,7 @@ impl SecretsService {
             vault,
             limits,
             metrics: Metrics::default(),
+            redactors: RedactorCache::default(),
         }
     }
 
@@ -87,6 +92,11 @@ impl SecretsService {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Built redactors for the engine, shared between runs that resolve the same values.
+    pub fn redactors(&self) -> &RedactorCache {
+        &self.redactors
     }
 
     pub async fn list(&self, workspace_id: &str) -> Result<Vec<SecretMeta>, SecretsError> {
@@ -143,6 +153,7 @@ impl SecretsService {
                         now.max(current.updated_at),
                     )?;
                     if self.store.replace_secret(&row, current.version, actor).await? {
+                        self.redactors.forget(workspace_id, &req.name);
                         return Ok(PutOutcome::Replaced);
                     }
                 }
@@ -180,6 +191,7 @@ impl SecretsService {
     pub async fn delete(&self, workspace_id: &str, actor: &str, name: &str) -> Result<(), SecretsError> {
         validate_name(name)?;
         if self.store.delete_secret(workspace_id, name, actor).await? {
+            self.redactors.forget(workspace_id, name);
             Ok(())
         } else {
             Err(SecretsError::NotFound(name.to_owned()))

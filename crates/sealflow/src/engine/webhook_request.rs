@@ -78,6 +78,7 @@ pub(super) async fn prepare(
     names.sort();
     names.dedup();
     let mut resolved: BTreeMap<String, Resolved> = BTreeMap::new();
+    let mut failure = None;
     for name in &names {
         match secrets.reveal_with_hosts(workspace_id, name).await {
             Ok(Revealed {
@@ -87,12 +88,12 @@ pub(super) async fn prepare(
             }) => {
                 // Stored before values this short were refused: it could not be masked.
                 if value.expose_secret().len() < MIN_FREE_TEXT_LEN {
-                    return Err(format!(
+                    failure = Some(format!(
                         "secret {name:?} is shorter than {MIN_FREE_TEXT_LEN} bytes and cannot be masked in \
                          what runs record; store a longer value"
                     ));
+                    break;
                 }
-                redactor.add(value.expose_secret());
                 resolved.insert(
                     name.clone(),
                     Resolved {
@@ -102,12 +103,31 @@ pub(super) async fn prepare(
                     },
                 );
             }
-            Err(SecretsError::NotFound(_)) => return Err(format!("secret {name:?} not found")),
+            Err(SecretsError::NotFound(_)) => {
+                failure = Some(format!("secret {name:?} not found"));
+                break;
+            }
             Err(e) => {
                 tracing::error!(error = %e, secret = %name, "could not decrypt a secret");
-                return Err(format!("secret {name:?} could not be decrypted"));
+                failure = Some(format!("secret {name:?} could not be decrypted"));
+                break;
             }
         }
+    }
+    // Everything resolved is masked, even when a later secret failed. The run's first secrets
+    // come as a built redactor for exactly these values from the cache (building one was most of
+    // a run's CPU); a later step adds its values to the run's own.
+    if redactor.is_empty() && !resolved.is_empty() {
+        let values: Vec<(&str, &SecretString)> =
+            resolved.iter().map(|(name, r)| (name.as_str(), &r.value)).collect();
+        *redactor = secrets.redactors().get(workspace_id, &values);
+    } else {
+        for r in resolved.values() {
+            redactor.add(r.value.expose_secret());
+        }
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
     }
     let plain = |tag: &Tag| tag.lookup(ctx).ok_or_else(|| format!("{tag} not found"));
     let mut budget = Budget::new(ctx.step_bytes);
