@@ -39,10 +39,13 @@ async fn a_replaced_or_recreated_secret_is_masked_in_the_next_run() {
     let app = TestApp::spawn_with(allow_loopback).await;
     let rx = Receiver::start().await;
     let wf = app
-        .workflow(&app.admin_key, json!({"name": "echo", "steps": [webhook("send", json!({
-            "url": format!("{}/echo", rx.base),
-            "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"},
-        }))]}))
+        .workflow(
+            &app.admin_key,
+            json!({"name": "echo", "steps": [webhook("send", json!({
+                "url": format!("{}/echo", rx.base),
+                "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"},
+            }))]}),
+        )
         .await;
     let first = random_secret_value();
     secret(&app, "TOKEN", &first, None).await;
@@ -54,7 +57,10 @@ async fn a_replaced_or_recreated_secret_is_masked_in_the_next_run() {
             assert_eq!(run["status"], "completed", "{run}");
             let text = run.to_string();
             for v in &values {
-                assert!(!text.contains(v.as_str()), "{change}: a run record leaks a secret: {text}");
+                assert!(
+                    !text.contains(v.as_str()),
+                    "{change}: a run record leaks a secret: {text}"
+                );
             }
             assert!(text.contains("[REDACTED]"), "{text}");
         }
@@ -75,7 +81,10 @@ async fn a_replaced_or_recreated_secret_is_masked_in_the_next_run() {
     assert_eq!(seen.len(), 6);
     // Each pair of runs sent the value current at the time.
     for (i, got) in seen.iter().enumerate() {
-        assert_eq!(got.header("authorization").unwrap(), format!("Bearer {}", values[i / 2]));
+        assert_eq!(
+            got.header("authorization").unwrap(),
+            format!("Bearer {}", values[i / 2])
+        );
     }
 }
 

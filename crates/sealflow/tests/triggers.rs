@@ -286,6 +286,118 @@ async fn the_ingest_route_is_rate_limited_per_workflow() {
     );
 }
 
+/// A run handed to a local worker is answered from the worker's committed record: for a run
+/// that completes through a branch (a skipped step) and for one that fails, the `?wait` answer
+/// is exactly what `GET` of the run returns.
+#[tokio::test]
+async fn a_waited_ingest_answer_is_the_stored_run_for_branches_and_failures() {
+    let app = TestApp::spawn_with(|c| {
+        c.engine.egress.allow_list = AllowList::parse("127.0.0.1/32").unwrap();
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let steps = json!([
+        {"id": "shape", "type": "transform", "config": {"output": {"n": "{{input.n}}", "f": 1.5}}},
+        {"id": "big", "type": "condition", "config": {"field": "{{steps.shape.output.n}}", "operator": "gt", "value": 10, "then": "send", "else": "end"}},
+        {"id": "unused", "type": "transform", "config": {"output": {}}},
+        {"id": "send", "type": "webhook", "config": {"url": format!("{}/echo", rx.base), "body": {"n": "{{input.n}}"}}},
+        {"id": "end", "type": "transform", "config": {"output": {"done": true}}},
+    ]);
+    let (_, wf) = app
+        .post(
+            "/api/workflows",
+            &app.admin_key,
+            &json!({"name": "branchy", "status": "active",
+            "trigger": {"type": "webhook"}, "steps": steps}),
+        )
+        .await;
+    let url = wf["webhook_url"].as_str().unwrap().to_owned();
+    let (_, failing) = app
+        .post(
+            "/api/workflows",
+            &app.admin_key,
+            &json!({"name": "failing", "status": "active",
+            "trigger": {"type": "webhook"}, "steps": [
+                {"id": "ok", "type": "transform", "config": {"output": {"a": "{{input.n}}"}}},
+                {"id": "boom", "type": "webhook", "config": {"url": format!("{}/fail", rx.base)}},
+                {"id": "never", "type": "transform", "config": {"output": {}}},
+            ]}),
+        )
+        .await;
+    let failing_url = failing["webhook_url"].as_str().unwrap().to_owned();
+    for (url, body, want) in [
+        (&url, r#"{"n": 42}"#, "completed"),
+        (&url, r#"{"n": 3}"#, "completed"),
+        (&failing_url, r#"{"n": 1}"#, "failed"),
+    ] {
+        let (status, answer) = hook(&app, &format!("{url}?wait=10"), body, &[]).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], want, "{answer}");
+        let (_, stored) = app
+            .get(
+                &format!("/api/workflows/runs/{}", answer["id"].as_str().unwrap()),
+                &app.admin_key,
+            )
+            .await;
+        assert_eq!(answer, stored, "the ?wait answer is the stored run");
+    }
+}
+
+/// The hit is counted in the same commit as the run; calls refused before a run is inserted
+/// (here: the workflow is paused) still count, as they did when the hit was its own write.
+#[tokio::test]
+async fn refused_ingest_calls_still_count_against_the_window() {
+    let app = TestApp::spawn_with(|c| c.hook_rate_limit = 3).await;
+    let (_, wf) = app
+        .post(
+            "/api/workflows",
+            &app.admin_key,
+            &json!({"name": "w", "status": "active", "trigger": {"type": "webhook"}}),
+        )
+        .await;
+    let id = wf["id"].as_str().unwrap().to_owned();
+    let url = wf["webhook_url"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "2");
+    assert_eq!(
+        put(
+            &app,
+            &format!("/api/workflows/{id}"),
+            &json!({"status": "paused"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(hook(&app, &url, "{}", &[]).await.0, 409);
+    assert_eq!(
+        put(
+            &app,
+            &format!("/api/workflows/{id}"),
+            &json!({"status": "active"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(hook(&app, &url, "{}", &[]).await.0, 202);
+    assert_eq!(
+        hook(&app, &url, "{}", &[]).await.0,
+        429,
+        "the refused call counted"
+    );
+    let (_, runs) = app.get("/api/workflows/runs", &app.admin_key).await;
+    assert_eq!(runs["total"], 2, "a limited call inserts nothing");
+}
+
 /// A clock the test moves by hand.
 struct ManualClock(AtomicI64);
 

@@ -9,10 +9,10 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Watch};
 use crate::ids::{new_id, now_ms};
 use crate::store::{
-    CancelRun, InsertRun, PageRequest, RunRecord, StepRecord, Store, StoreError, WorkflowRecord,
+    CancelRun, InsertRun, PageRequest, RateHit, RunRecord, StepRecord, Store, StoreError, WorkflowRecord,
 };
 
 pub const RUN_STATUSES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
@@ -70,12 +70,25 @@ pub struct RunRequest {
     pub file_id: Option<String>,
     /// The API key that pays the run's credit.
     pub charge_key: Option<String>,
+    /// The workflow as the caller just read it (a webhook call looks it up by its token), so it
+    /// is not read again.
+    pub workflow: Option<WorkflowRecord>,
+    /// Counts the call against this rate-limit bucket (name, per-minute limit) in the same commit
+    /// as the new run: one write instead of two.
+    pub rate: Option<(String, i64)>,
+    /// The caller will wait for the run's end (`?wait=`): watch it from before it starts.
+    pub watch: bool,
 }
 
 /// The result of a start: the run, and whether it was an idempotent replay.
 pub struct Started {
     pub run: RunRecord,
     pub replayed: bool,
+    /// Where the caller stands in the rate-limit window of [`RunRequest::rate`].
+    pub rate: Option<RateState>,
+    /// With [`RunRequest::watch`], for a run handed to a local worker: pass it to
+    /// [`RunsService::wait`].
+    pub watch: Option<Arc<Watch>>,
 }
 
 pub struct RunsService {
@@ -99,24 +112,9 @@ impl RunsService {
     /// database, so every instance counts the same window).
     pub async fn check_rate(&self, bucket: &str, limit: i64) -> Result<RateState, RunsError> {
         let now = now_ms();
-        let window = now - now.rem_euclid(WINDOW_MS);
+        let window = window_of(now);
         let hits = self.store.hit_rate_window(bucket, window).await?;
-        let reset_ms = window + WINDOW_MS;
-        let state = RateState {
-            limit,
-            remaining: (limit - hits).max(0),
-            reset: reset_ms.div_euclid(1000),
-        };
-        if hits > limit {
-            self.engine.metrics().rate_limited(bucket);
-            let retry_after_secs = ((reset_ms - now + 999) / 1000).max(1) as u64;
-            return Err(RunsError::RateLimited {
-                limit,
-                retry_after_secs,
-                reset: state.reset,
-            });
-        }
-        Ok(state)
+        rate_state(now, limit, hits).inspect_err(|_| self.engine.metrics().rate_limited(bucket))
     }
 
     pub async fn start(&self, req: StartRun<'_>) -> Result<Started, RunsError> {
@@ -125,33 +123,105 @@ impl RunsService {
 
     /// Starts a run; with `extra.charge_key` it costs that key one credit (given back when the
     /// call turns out to be a replay or is refused), and is refused with 402 past the key's limit.
-    pub async fn start_request(&self, req: StartRun<'_>, extra: RunRequest) -> Result<Started, RunsError> {
+    /// With `extra.rate`, the call counts against that limit first (429 past it), whether or not
+    /// a run is started, as a separate [`Self::check_rate`] before the start would.
+    pub async fn start_request(
+        &self,
+        req: StartRun<'_>,
+        mut extra: RunRequest,
+    ) -> Result<Started, RunsError> {
+        let rate = extra.rate.take();
+        match self.start_counted(req, extra, rate.as_ref()).await {
+            Ok(started) => Ok(started),
+            // Refused before the insert, which would have counted the call: count it now, and
+            // answer 429 rather than the refusal when the limit is passed (as if counted first).
+            Err(Refused::Early(e)) => match rate {
+                Some((bucket, limit)) => {
+                    self.check_rate(&bucket, limit).await?;
+                    Err(e)
+                }
+                None => Err(e),
+            },
+            Err(Refused::Counted(e)) => Err(e),
+        }
+    }
+}
+
+/// Why a start was refused, and whether the insert's commit already counted the call.
+enum Refused {
+    Early(RunsError),
+    Counted(RunsError),
+}
+
+impl<E: Into<RunsError>> From<E> for Refused {
+    fn from(e: E) -> Self {
+        Refused::Early(e.into())
+    }
+}
+
+/// The start of the fixed window `now` falls in.
+fn window_of(now: i64) -> i64 {
+    now - now.rem_euclid(WINDOW_MS)
+}
+
+/// Where `hits` leave a caller of `limit` in the window of `now`; an error past the limit.
+fn rate_state(now: i64, limit: i64, hits: i64) -> Result<RateState, RunsError> {
+    let reset_ms = window_of(now) + WINDOW_MS;
+    let state = RateState {
+        limit,
+        remaining: (limit - hits).max(0),
+        reset: reset_ms.div_euclid(1000),
+    };
+    if hits > limit {
+        let retry_after_secs = ((reset_ms - now + 999) / 1000).max(1) as u64;
+        return Err(RunsError::RateLimited {
+            limit,
+            retry_after_secs,
+            reset: state.reset,
+        });
+    }
+    Ok(state)
+}
+
+impl RunsService {
+    async fn start_counted(
+        &self,
+        req: StartRun<'_>,
+        extra: RunRequest,
+        rate: Option<&(String, i64)>,
+    ) -> Result<Started, Refused> {
         if !req.input.is_object() {
-            return Err(RunsError::BadRequest("input must be a JSON object".into()));
+            return Err(RunsError::BadRequest("input must be a JSON object".into()).into());
         }
         if let Some(key) = &req.idempotency_key {
             if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(RunsError::BadRequest(
                     "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-                ));
+                )
+                .into());
             }
         }
-        let wf = self
-            .store
-            .get_workflow(req.workspace_id, req.workflow_id)
-            .await?
-            .ok_or_else(|| RunsError::NotFound(format!("workflow {:?}", req.workflow_id)))?;
+        let wf = match extra.workflow {
+            Some(wf) if wf.workspace_id == req.workspace_id && wf.id == req.workflow_id => wf,
+            _ => self
+                .store
+                .get_workflow(req.workspace_id, req.workflow_id)
+                .await?
+                .ok_or_else(|| RunsError::NotFound(format!("workflow {:?}", req.workflow_id)))?,
+        };
         if wf.status == "paused" {
             return Err(RunsError::Conflict(format!(
                 "workflow {:?} is paused; activate it to run it",
                 wf.id
-            )));
+            ))
+            .into());
         }
         if req.trigger_type == "webhook" && wf.status != "active" {
             return Err(RunsError::Conflict(format!(
                 "workflow {:?} is {}; only active workflows accept webhook calls",
                 wf.id, wf.status
-            )));
+            ))
+            .into());
         }
         let batch = match &extra.file_id {
             Some(file_id) => Some(super::files::batch_of(self.store.as_ref(), &wf, file_id).await?),
@@ -167,52 +237,91 @@ impl RunsService {
         let request_hash = run.request_hash.clone().unwrap_or_default();
         if let Some(key_id) = &extra.charge_key {
             if !self.store.charge_api_key_credit(key_id).await? {
-                return Err(RunsError::InsufficientCredits(
+                return Err(Refused::Early(RunsError::InsufficientCredits(
                     "this API key has used its credit limit (one credit per run); raise it with \
                      POST /api/keys/limit"
                         .into(),
-                ));
+                )));
             }
         }
         // With a free local worker the run is inserted already claimed and handed straight to it
         // (one write, no polling); otherwise it is queued for whichever worker frees up first.
         let reservation = self.engine.reserve();
         let claim = reservation.as_ref().map(|r| (r.owner.as_str(), r.lease_until));
-        let outcome = match self
+        let now = run.created_at;
+        let hit = rate.map(|(bucket, limit)| RateHit {
+            bucket: bucket.as_str(),
+            window_start: window_of(now),
+            limit: *limit,
+        });
+        let inserted = self
             .store
-            .insert_claimed_run(&run, IDEMPOTENCY_TTL_MS, claim)
-            .await
-        {
-            Ok(InsertRun::Inserted) => {
+            .insert_counted_run(&run, IDEMPOTENCY_TTL_MS, claim, hit)
+            .await;
+        let (inserted, rate) = match inserted {
+            Ok((inserted, hits)) => {
+                let rate = match (rate, hits) {
+                    (Some((bucket, limit)), Some(hits)) => Some(
+                        rate_state(now, *limit, hits)
+                            .inspect_err(|_| self.engine.metrics().rate_limited(bucket)),
+                    ),
+                    _ => None,
+                };
+                (Ok(inserted), rate.transpose())
+            }
+            Err(e) => (Err(e), Ok(None)),
+        };
+        let outcome = match (inserted, rate) {
+            (Ok(Some(InsertRun::Inserted)), Ok(rate)) => {
                 self.engine.metrics().run_started(&run.trigger_type);
+                let mut watch = None;
                 match reservation {
                     Some(reservation) => {
                         run.status = "running".into();
                         run.started_at = Some(run.created_at);
+                        // Before the hand-off, so the end cannot be announced unheard.
+                        watch = extra.watch.then(|| self.engine.ends().watch(&run.id));
                         self.engine.hand_off(run.clone(), reservation);
                     }
                     None => self.engine.wake(),
                 }
-                return Ok(Started { run, replayed: false });
+                return Ok(Started {
+                    run,
+                    replayed: false,
+                    rate,
+                    watch,
+                });
             }
-            Ok(InsertRun::Existing(existing)) if existing.request_hash.as_deref() == Some(&request_hash) => {
+            (Ok(_), Err(limited)) => Err(limited),
+            (Ok(Some(InsertRun::Existing(existing))), Ok(rate))
+                if existing.request_hash.as_deref() == Some(&request_hash) =>
+            {
                 Ok(Started {
                     run: *existing,
                     replayed: true,
+                    rate,
+                    watch: None,
                 })
             }
-            Ok(InsertRun::Existing(_)) => Err(RunsError::Conflict(
+            (Ok(Some(InsertRun::Existing(_))), Ok(_)) => Err(RunsError::Conflict(
                 "this Idempotency-Key was already used with a different request body".into(),
             )),
-            Err(e) => Err(e.into()),
+            (Ok(None), Ok(_)) => unreachable!("a refused insert is past the limit"),
+            // The commit failed: the call was not counted either.
+            (Err(e), _) => return Err(Refused::Early(e.into())),
         };
         // No new run: the credit spent above goes back.
         if let Some(key_id) = &extra.charge_key {
-            self.store.refund_api_key_credit(key_id).await?;
+            self.store
+                .refund_api_key_credit(key_id)
+                .await
+                .map_err(|e| Refused::Counted(e.into()))?;
         }
-        outcome
+        outcome.map_err(Refused::Counted)
     }
+}
 
+impl RunsService {
     pub async fn get(&self, workspace_id: &str, id: &str) -> Result<(RunRecord, Vec<StepRecord>), RunsError> {
         let run = self
             .store
@@ -226,40 +335,50 @@ impl RunsService {
     /// Waits until the run has finished or `wait` has passed, then returns it as it stands. Woken
     /// by the run's end (this instance's workers, or other instances' through the store); the run
     /// is also re-read every [`WAIT_RECHECK`] in case an end was announced where we cannot hear.
+    /// `watched`: the watch [`Started::watch`] took before the run was handed to a local worker;
+    /// it has heard every end of the run, so the first read is skipped, and when the worker
+    /// announces the ended run with its record the answer needs no read at all.
     pub async fn wait(
         &self,
         workspace_id: &str,
         id: &str,
         wait: Duration,
+        mut watched: Option<Arc<Watch>>,
     ) -> Result<(RunRecord, Vec<StepRecord>), RunsError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut stopping = self.stopping.clone();
         let ends = self.engine.ends();
         loop {
-            let notify = ends.watch(id);
+            let (watch, heard_all) = match watched.take() {
+                Some(w) => (w, true),
+                // Taken before the read, so an end between the read and the wait is heard.
+                None => (ends.watch(id), false),
+            };
             let finished = async {
-                // Registered before the read, so an end between the read and the wait is heard.
-                let ended = notify.notified();
-                tokio::pin!(ended);
-                ended.as_mut().enable();
-                let run = self
-                    .store
-                    .get_run(workspace_id, id)
-                    .await?
-                    .ok_or_else(|| RunsError::NotFound(format!("run {id:?}")))?;
-                let now = tokio::time::Instant::now();
-                if is_finished(&run.status) || now >= deadline || *stopping.borrow() {
-                    return Ok::<_, RunsError>(Some(run));
+                if !heard_all {
+                    let run = self
+                        .store
+                        .get_run(workspace_id, id)
+                        .await?
+                        .ok_or_else(|| RunsError::NotFound(format!("run {id:?}")))?;
+                    let now = tokio::time::Instant::now();
+                    if is_finished(&run.status) || now >= deadline || *stopping.borrow() {
+                        return Ok::<_, RunsError>(Some(run));
+                    }
                 }
+                let until = deadline.min(tokio::time::Instant::now() + WAIT_RECHECK);
                 tokio::select! {
-                    () = &mut ended => {},
-                    () = tokio::time::sleep_until(deadline.min(now + WAIT_RECHECK)) => {},
+                    _ = watch.ended(until) => {},
                     _ = stopping.changed() => {},
                 }
                 Ok(None)
             }
             .await;
-            ends.unwatch(id, notify);
+            let record = watch.record();
+            ends.unwatch(id, watch);
+            if let Some(ended) = record.filter(|e| e.run.workspace_id == workspace_id) {
+                return Ok((ended.run.clone(), ended.steps.clone()));
+            }
             if let Some(run) = finished? {
                 let steps = self.store.run_steps(&run.id).await?;
                 return Ok((run, steps));

@@ -34,7 +34,7 @@ use sealflow_workflow::Limits;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-pub use ends::RunEnds;
+pub use ends::{EndedRun, RunEnds, Watch};
 
 use crate::domain::secrets::SecretsService;
 use crate::metrics::Metrics;

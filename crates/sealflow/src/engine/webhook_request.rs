@@ -118,8 +118,10 @@ pub(super) async fn prepare(
     // come as a built redactor for exactly these values from the cache (building one was most of
     // a run's CPU); a later step adds its values to the run's own.
     if redactor.is_empty() && !resolved.is_empty() {
-        let values: Vec<(&str, &SecretString)> =
-            resolved.iter().map(|(name, r)| (name.as_str(), &r.value)).collect();
+        let values: Vec<(&str, &SecretString)> = resolved
+            .iter()
+            .map(|(name, r)| (name.as_str(), &r.value))
+            .collect();
         *redactor = secrets.redactors().get(workspace_id, &values);
     } else {
         for r in resolved.values() {

@@ -14,7 +14,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 use super::condition;
 use super::context::RunContext;
-use super::ends::RunEnds;
+use super::ends::{EndedRun, RunEnds};
 use super::limits::RunTally;
 use super::webhook::{AuditSite, WebhookStep};
 use crate::domain::secrets::SecretsService;
@@ -227,6 +227,8 @@ async fn execute_steps(
         }
     }
     let mut tally = RunTally::new(shared.limits.run_bytes, &recorded);
+    // A fresh run's every committed step, so its end can be announced with the record.
+    let mut committed: Vec<StepRecord> = Vec::new();
     let mut redactor = Redactor::new();
     // Removed from the log writer's set when this run stops executing, however it stops.
     let live = shared.live.slot();
@@ -357,12 +359,23 @@ async fn execute_steps(
             guard(
                 shared
                     .store
-                    .save_steps_audited(&run.id, owner, &[record], idx as i64, Some(end), audit)
+                    .save_steps_audited(
+                        &run.id,
+                        owner,
+                        std::slice::from_ref(&record),
+                        idx as i64,
+                        Some(end),
+                        audit,
+                    )
                     .await?,
             )?;
             shared
                 .metrics
                 .run_finished(&run.trigger_type, RunEndStatus::Failed);
+            if fresh {
+                committed.push(record);
+                shared.ends.ended_with(ended_run(run, committed, idx as i64, end));
+            }
             return Ok(());
         }
         if let Some(out) = &record.output {
@@ -395,10 +408,18 @@ async fn execute_steps(
                 .save_steps_audited(&run.id, owner, &records, next as i64, end, audit)
                 .await?,
         )?;
-        if end.is_some() {
+        if fresh {
+            committed.extend(records);
+        }
+        if let Some(end) = end {
             shared
                 .metrics
                 .run_finished(&run.trigger_type, RunEndStatus::Completed);
+            if fresh {
+                shared
+                    .ends
+                    .ended_with(ended_run(run, committed, next as i64, end));
+            }
             return Ok(());
         }
         idx = next;
@@ -414,4 +435,16 @@ async fn execute_steps(
         .metrics
         .run_finished(&run.trigger_type, RunEndStatus::Completed);
     Ok(())
+}
+
+/// A fresh run as its last commit left it: what reading it back would return.
+fn ended_run(run: &RunRecord, mut steps: Vec<StepRecord>, next_step: i64, end: RunEnd<'_>) -> EndedRun {
+    steps.sort_by_key(|s| s.idx);
+    let mut run = run.clone();
+    run.status = end.status.to_owned();
+    run.error = end.error.map(str::to_owned);
+    run.completed_at = Some(end.at_ms);
+    run.next_step = next_step;
+    run.steps_completed = steps.iter().filter(|s| s.status == "completed").count() as i64;
+    EndedRun { run, steps }
 }

@@ -32,7 +32,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{parse_json, JsonBytes, Path, QueryParams};
 use super::runs::{rate_headers, run_view, WaitQuery};
 use super::{ApiError, AppState, ErrorBody};
-use crate::domain::runs::{is_finished, StartRun};
+use crate::domain::runs::{is_finished, RunRequest, StartRun};
 use crate::domain::workflows::is_signed;
 use crate::store::{RunRecord, WorkflowRecord};
 
@@ -85,25 +85,28 @@ async fn ingest(
             ));
         }
     }
-    let started = async {
-        let rate = state
-            .runs
-            .check_rate(&format!("hook:{}", wf.id), state.config.hook_rate_limit)
-            .await?;
-        let started = state
-            .runs
-            .start(StartRun {
+    let waits = query.wait.is_some_and(|secs| secs > 0);
+    // The rate-limit hit and the new run in one commit; the workflow as just read.
+    let started = state
+        .runs
+        .start_request(
+            StartRun {
                 workspace_id: &wf.workspace_id,
                 workflow_id: &wf.id,
                 trigger_type: "webhook",
                 input,
                 idempotency_key: None,
-            })
-            .await?;
-        Ok::<_, ApiError>((rate, started))
-    }
-    .await;
-    let (rate, started) = match started {
+            },
+            RunRequest {
+                workflow: Some(wf.clone()),
+                rate: Some((format!("hook:{}", wf.id), state.config.hook_rate_limit)),
+                watch: waits,
+                ..RunRequest::default()
+            },
+        )
+        .await
+        .map_err(ApiError::from);
+    let mut started = match started {
         Ok(ok) => ok,
         Err(e) => {
             if let Some(sig) = &signature {
@@ -112,10 +115,15 @@ async fn ingest(
             return Err(e);
         }
     };
+    let rate = started.rate.expect("a rate-limited start reports the window");
     let mut response = match query.wait {
         Some(secs) if secs > 0 => {
             let wait = Duration::from_secs(secs.min(30));
-            let (run, steps) = state.runs.wait(&wf.workspace_id, &started.run.id, wait).await?;
+            let watch = started.watch.take();
+            let (run, steps) = state
+                .runs
+                .wait(&wf.workspace_id, &started.run.id, wait, watch)
+                .await?;
             if is_finished(&run.status) {
                 // Ended within the wait: the run as `GET /api/workflows/runs/{id}` shows it.
                 (StatusCode::OK, Json(run_view(&run, Some(&steps)))).into_response()

@@ -219,6 +219,8 @@ async fn start(
                 body: Some(raw.unwrap_or_else(|| json!({}))),
                 file_id,
                 charge_key,
+                watch: query.wait.is_some_and(|secs| secs > 0),
+                ..RunRequest::default()
             },
         )
         .await?;
@@ -227,7 +229,12 @@ async fn start(
             let wait = Duration::from_secs(secs.min(MAX_WAIT_SECS));
             state
                 .runs
-                .wait(&principal.workspace_id, &started.run.id, wait)
+                .wait(
+                    &principal.workspace_id,
+                    &started.run.id,
+                    wait,
+                    started.watch.clone(),
+                )
                 .await?
         }
         _ => (started.run, Vec::new()),

@@ -171,7 +171,20 @@ pub trait RunRepo {
         run: &RunRecord,
         key_ttl_ms: i64,
         claim: Option<(&str, i64)>,
-    ) -> StoreResult<InsertRun>;
+    ) -> StoreResult<InsertRun> {
+        let (inserted, _) = self.insert_counted_run(run, key_ttl_ms, claim, None).await?;
+        Ok(inserted.expect("only a rate hit can refuse the insert"))
+    }
+    /// [`RunRepo::insert_claimed_run`], first counting `rate`'s hit in the same commit (as
+    /// [`RunRepo::hit_rate_window`] does): past its limit nothing is inserted (`None`; the hit
+    /// stays counted). Returns the hits counted so far in the window, with `rate`.
+    async fn insert_counted_run(
+        &self,
+        run: &RunRecord,
+        key_ttl_ms: i64,
+        claim: Option<(&str, i64)>,
+        rate: Option<RateHit<'_>>,
+    ) -> StoreResult<(Option<InsertRun>, Option<i64>)>;
     async fn get_run(&self, workspace_id: &str, id: &str) -> StoreResult<Option<RunRecord>>;
     /// Newest first, filtered; also returns the total matching.
     async fn list_runs(

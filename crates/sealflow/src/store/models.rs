@@ -206,6 +206,16 @@ pub enum InsertRun {
     Existing(Box<RunRecord>),
 }
 
+/// A rate-limit hit counted in the same commit as a run's insert (see
+/// [`super::RunRepo::insert_counted_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHit<'a> {
+    pub bucket: &'a str,
+    pub window_start: i64,
+    /// Past this many hits in the window the run is not inserted.
+    pub limit: i64,
+}
+
 /// Outcome of a cancel request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelRun {

@@ -10,7 +10,8 @@ use super::audit::append_entries;
 use super::rows::{run_from_row, step_from_row, SqlRow};
 use super::{on_db, write_db, SqlStore};
 use crate::store::{
-    AuditEvent, CancelRun, InsertRun, PageRequest, RunEnd, RunRecord, RunRepo, StepRecord, StoreResult,
+    AuditEvent, CancelRun, InsertRun, PageRequest, RateHit, RunEnd, RunRecord, RunRepo, StepRecord,
+    StoreResult,
 };
 
 const COLUMNS: &str = "id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, status, \
@@ -64,6 +65,31 @@ macro_rules! insert_run_row {
     };
 }
 
+/// Counts one hit in `$bucket`'s window starting at `$window_start` on `$conn` (inside a write
+/// job) and evaluates to the window's hits so far.
+macro_rules! count_hit {
+    ($conn:expr, $bucket:expr, $window_start:expr) => {{
+        let hits: i64 = sqlx::query_scalar(
+            "INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1 \
+             RETURNING hits",
+        )
+        .bind($bucket)
+        .bind($window_start)
+        .fetch_one(&mut *$conn)
+        .await?;
+        if hits == 1 {
+            // A new window: the caller's older ones are never read again.
+            sqlx::query("DELETE FROM rate_limit_windows WHERE bucket = $1 AND window_start < $2")
+                .bind($bucket)
+                .bind($window_start)
+                .execute(&mut *$conn)
+                .await?;
+        }
+        hits
+    }};
+}
+
 /// Announces a run's end to other instances (PostgreSQL; delivered when the commit lands).
 macro_rules! notify_ended {
     ($pg:expr, $conn:expr, $run_id:expr) => {
@@ -79,18 +105,28 @@ macro_rules! notify_ended {
 
 #[async_trait]
 impl RunRepo for SqlStore {
-    async fn insert_claimed_run(
+    async fn insert_counted_run(
         &self,
         run: &RunRecord,
         key_ttl_ms: i64,
         claim: Option<(&str, i64)>,
-    ) -> StoreResult<InsertRun> {
+        rate: Option<RateHit<'_>>,
+    ) -> StoreResult<(Option<InsertRun>, Option<i64>)> {
         let existing = format!(
             "SELECT {COLUMNS} FROM runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
         );
         let run = run.clone();
         let claim = claim.map(|(owner, until)| (owner.to_owned(), until));
+        let rate = rate.map(|r| (r.bucket.to_owned(), r.window_start, r.limit));
         write_db!(self, |conn, pg| {
+            let mut hits = None;
+            if let Some((bucket, window_start, limit)) = &rate {
+                let counted = count_hit!(conn, bucket, *window_start);
+                hits = Some(counted);
+                if counted > *limit {
+                    return Ok((None, hits));
+                }
+            }
             if let Some(key) = &run.idempotency_key {
                 // An expired key no longer binds: release it so the unique index admits the new run.
                 sqlx::query(
@@ -106,7 +142,7 @@ impl RunRepo for SqlStore {
             }
             let done = insert_run_row!(pg, run, claim).execute(&mut *conn).await?;
             if done.rows_affected() == 1 {
-                Ok(InsertRun::Inserted)
+                Ok((Some(InsertRun::Inserted), hits))
             } else {
                 let row = sqlx::query(&existing)
                     .bind(&run.workspace_id)
@@ -114,7 +150,7 @@ impl RunRepo for SqlStore {
                     .bind(&run.idempotency_key)
                     .fetch_one(&mut *conn)
                     .await?;
-                Ok(InsertRun::Existing(Box::new(run_from_row(&row)?)))
+                Ok((Some(InsertRun::Existing(Box::new(run_from_row(&row)?))), hits))
             }
         })
     }
@@ -400,25 +436,6 @@ impl RunRepo for SqlStore {
 
     async fn hit_rate_window(&self, bucket: &str, window_start_ms: i64) -> StoreResult<i64> {
         let bucket = bucket.to_owned();
-        write_db!(self, |conn, _pg| {
-            let hits: i64 = sqlx::query_scalar(
-                "INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \
-                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1 \
-                 RETURNING hits",
-            )
-            .bind(&bucket)
-            .bind(window_start_ms)
-            .fetch_one(&mut *conn)
-            .await?;
-            if hits == 1 {
-                // A new window: the caller's older ones are never read again.
-                sqlx::query("DELETE FROM rate_limit_windows WHERE bucket = $1 AND window_start < $2")
-                    .bind(&bucket)
-                    .bind(window_start_ms)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Ok(hits)
-        })
+        write_db!(self, |conn, _pg| Ok(count_hit!(conn, &bucket, window_start_ms)))
     }
 }
