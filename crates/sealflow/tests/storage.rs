@@ -1535,6 +1535,32 @@ async fn a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit(store:
             .save_step(&steady.id, &owner, &step(0, "running"), 0)
             .await
             .unwrap());
+        if attempt + 1 == limit * 2 {
+            assert!(store
+                .finish_run(&steady.id, &owner, "completed", None, at)
+                .await
+                .unwrap());
+        }
+        at += LEASE_MS + 1;
+    }
+
+    // So does a batch run that records rows between claims (a long file run restarted often).
+    let batch = run(&ws, "wf_a", None, at);
+    store.insert_run(&batch, 0).await.unwrap();
+    for attempt in 0..(limit * 2) {
+        let owner = format!("b{attempt}");
+        let claimed = store.claim_run(&owner, at, LEASE_MS).await.unwrap();
+        assert_eq!(claimed.map(|r| r.id), Some(batch.id.clone()), "attempt {attempt}");
+        let item = sealflow::store::BatchItem {
+            idx: attempt,
+            status: "completed".into(),
+            output: None,
+            error: None,
+        };
+        assert!(store
+            .save_batch_items(&batch.id, &owner, &[item], attempt + 1, Vec::new())
+            .await
+            .unwrap());
         at += LEASE_MS + 1;
     }
 }

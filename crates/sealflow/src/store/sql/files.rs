@@ -140,12 +140,16 @@ impl FileRepo for SqlStore {
     ) -> crate::store::StoreResult<bool> {
         on_db!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
+            // Recorded rows are progress: they reset the claim count, as a recorded step does,
+            // so a long file run restarted more than SEALFLOW_MAX_RUN_ATTEMPTS times goes on.
             let guard = sqlx::query(
-                "UPDATE runs SET next_step = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                "UPDATE runs SET next_step = $3, claims = CASE WHEN $4 THEN 0 ELSE claims END \
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
             )
             .bind(run_id)
             .bind(owner)
             .bind(next_row)
+            .bind(!items.is_empty())
             .execute(&mut *tx)
             .await?;
             if !audit.is_empty() {
