@@ -252,6 +252,12 @@ async fn txt_files_xlsx_files_and_bad_uploads_get_clear_answers() {
     )
     .await;
     assert_eq!(status, 404, "{body}");
+    // One byte over the 50 MiB cap: 413 with the error shape.
+    let mut big = b"email\n".to_vec();
+    big.resize(50 * 1024 * 1024 + 1, b'a');
+    let (status, body) = upload(&app.client, &app.base, &app.admin_key, "big.csv", big, None).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(assert_error_shape(&body, "payload_too_large").contains("larger than"));
     // A JSON body where multipart is expected.
     let (status, body) = app
         .post("/api/cli/workflows/files", &app.admin_key, &json!({}))
