@@ -1,8 +1,9 @@
 //! The `sealflow` command line: `serve`, `migrate`, `apikey create`, `user create`, `key` (generate,
-//! add, rotate, status, retire; in [`crate::key_cli`]), `audit verify|prune` (in `cli/audit.rs`),
+//! add, rotate, status, retire; in `cli/key.rs`), `audit verify|prune` (in `cli/audit.rs`),
 //! and the client verbs `secrets`, `workflows`, `runs` (in [`crate::client`]) that talk to a server.
 
 mod audit;
+mod key;
 
 use std::process::ExitCode;
 
@@ -172,10 +173,10 @@ pub async fn run(cli: Cli, live_secrets: sealflow_redact::LiveRedactors) -> Exit
             println!("{}", crate::vault::generate_master_key_base64().as_str());
             Ok(())
         }
-        Command::Key(KeyCommand::Add(args)) => crate::key_cli::add(args).await,
-        Command::Key(KeyCommand::Rotate(args)) => crate::key_cli::rotate(args).await,
-        Command::Key(KeyCommand::Status(args)) => crate::key_cli::status(args).await,
-        Command::Key(KeyCommand::Retire(args)) => crate::key_cli::retire(args).await,
+        Command::Key(KeyCommand::Add(args)) => key::add(args).await,
+        Command::Key(KeyCommand::Rotate(args)) => key::rotate(args).await,
+        Command::Key(KeyCommand::Status(args)) => key::status(args).await,
+        Command::Key(KeyCommand::Retire(args)) => key::retire(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,26 +208,14 @@ async fn serve(args: ServeArgs, live_secrets: sealflow_redact::LiveRedactors) ->
 }
 
 async fn migrate(args: StorageArgs) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    let storage = args.resolve(&mut problems);
-    anyhow::ensure!(
-        problems.is_empty(),
-        "invalid configuration: {}",
-        problems.join("; ")
-    );
+    let storage = args.config()?;
     let store = store::open(&storage.database_url).await?;
     println!("database is migrated ({})", store.backend());
     Ok(())
 }
 
 async fn apikey_create(args: ApikeyCreateArgs) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    let storage = args.storage.resolve(&mut problems);
-    anyhow::ensure!(
-        problems.is_empty(),
-        "invalid configuration: {}",
-        problems.join("; ")
-    );
+    let storage = args.storage.config()?;
     let slug = checked_slug(&args.workspace)?;
     let role = Role::parse(&args.role).expect("clap restricts the role");
     let store = store::open(&storage.database_url).await?;
@@ -270,13 +259,7 @@ fn read_password() -> anyhow::Result<secrecy::SecretString> {
 }
 
 async fn user_create(args: UserCreateArgs) -> anyhow::Result<()> {
-    let mut problems = Vec::new();
-    let storage = args.storage.resolve(&mut problems);
-    anyhow::ensure!(
-        problems.is_empty(),
-        "invalid configuration: {}",
-        problems.join("; ")
-    );
+    let storage = args.storage.config()?;
     let slug = checked_slug(&args.workspace)?;
     let role = Role::parse(&args.role).expect("clap restricts the role");
     let email = crate::domain::users::normalize_email(&args.email)?;

@@ -318,7 +318,24 @@ fn env_secret(name: &str, problems: &mut Vec<String>) -> Option<SecretString> {
     }
 }
 
+/// Runs a `resolve` that collects configuration problems, failing with all of them at once.
+pub fn checked<T>(resolve: impl FnOnce(&mut Vec<String>) -> T) -> anyhow::Result<T> {
+    let mut problems = Vec::new();
+    let resolved = resolve(&mut problems);
+    anyhow::ensure!(
+        problems.is_empty(),
+        "invalid configuration: {}",
+        problems.join("; ")
+    );
+    Ok(resolved)
+}
+
 impl StorageArgs {
+    /// The storage settings, or every problem with them.
+    pub fn config(&self) -> anyhow::Result<StorageConfig> {
+        checked(|problems| self.resolve(problems))
+    }
+
     pub fn resolve(&self, problems: &mut Vec<String>) -> StorageConfig {
         let database_url = self
             .database_url

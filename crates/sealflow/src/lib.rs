@@ -14,7 +14,6 @@ pub mod engine;
 pub mod files;
 pub mod http;
 pub mod ids;
-pub mod key_cli;
 pub mod metrics;
 pub mod server;
 pub mod startup;

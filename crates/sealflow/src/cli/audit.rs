@@ -53,13 +53,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
 }
 
 async fn open(storage: StorageArgs) -> anyhow::Result<AuditService> {
-    let mut problems = Vec::new();
-    let storage = storage.resolve(&mut problems);
-    anyhow::ensure!(
-        problems.is_empty(),
-        "invalid configuration: {}",
-        problems.join("; ")
-    );
+    let storage = storage.config()?;
     Ok(AuditService::new(store::open(&storage.database_url).await?))
 }
 

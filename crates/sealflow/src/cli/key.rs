@@ -9,21 +9,10 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cli::{KeyRetireArgs, KeyRotateArgs, KeyStatusArgs};
-use crate::config::{StorageArgs, StorageConfig};
+use crate::config::StorageArgs;
 use crate::domain::keyring::{self, KeyEvent, Rewrapped, Rewrapper};
 use crate::startup::{load_next_key, open_store_and_vault};
 use crate::store::{self, RetireKey, Store};
-
-fn storage(args: &StorageArgs) -> anyhow::Result<StorageConfig> {
-    let mut problems = Vec::new();
-    let storage = args.resolve(&mut problems);
-    anyhow::ensure!(
-        problems.is_empty(),
-        "invalid configuration: {}",
-        problems.join("; ")
-    );
-    Ok(storage)
-}
 
 fn no_next_key() -> anyhow::Error {
     anyhow::anyhow!(
@@ -34,7 +23,7 @@ fn no_next_key() -> anyhow::Error {
 
 /// `sealflow key add`: registers the next key's id and check value.
 pub async fn add(args: StorageArgs) -> anyhow::Result<()> {
-    let storage = storage(&args)?;
+    let storage = args.config()?;
     let next = load_next_key(&storage)?.ok_or_else(no_next_key)?;
     // Opening the vault checks the configured keys against the database first.
     let (store, vault) = open_store_and_vault(&storage).await?;
@@ -68,14 +57,8 @@ pub async fn add(args: StorageArgs) -> anyhow::Result<()> {
 
 /// `sealflow key rotate`: makes the next key current and rewraps every data key under it.
 pub async fn rotate(args: KeyRotateArgs) -> anyhow::Result<()> {
-    let storage = storage(&args.storage)?;
-    let mut problems = Vec::new();
-    let rewrap = args.rewrap.resolve(&mut problems);
-    anyhow::ensure!(
-        problems.is_empty(),
-        "invalid configuration: {}",
-        problems.join("; ")
-    );
+    let storage = args.storage.config()?;
+    let rewrap = crate::config::checked(|problems| args.rewrap.resolve(problems))?;
     let next = load_next_key(&storage)?.map(|k| k.id().to_owned());
     let (store, vault) = open_store_and_vault(&storage).await?;
     let from = vault.current_key_id();
@@ -153,7 +136,7 @@ pub async fn rotate(args: KeyRotateArgs) -> anyhow::Result<()> {
 
 /// `sealflow key status`.
 pub async fn status(args: KeyStatusArgs) -> anyhow::Result<()> {
-    let storage = storage(&args.storage)?;
+    let storage = args.storage.config()?;
     let store: Arc<dyn Store> = store::open(&storage.database_url).await?;
     let status = keyring::status(&store).await?;
     if args.output == "json" {
@@ -200,7 +183,7 @@ pub async fn status(args: KeyStatusArgs) -> anyhow::Result<()> {
 
 /// `sealflow key retire ID`.
 pub async fn retire(args: KeyRetireArgs) -> anyhow::Result<()> {
-    let storage = storage(&args.storage)?;
+    let storage = args.storage.config()?;
     let store: Arc<dyn Store> = store::open(&storage.database_url).await?;
     let id = args.id.trim();
     match keyring::retire(&store, id).await? {
