@@ -174,24 +174,40 @@ impl RunRepo for SqlStore {
         status: Option<&str>,
         page: PageRequest,
     ) -> StoreResult<(Vec<RunRecord>, i64)> {
-        let filter = "workspace_id = $1 AND ($2 IS NULL OR workflow_id = $2) AND ($3 IS NULL OR status = $3)";
-        let list = format!("SELECT {COLUMNS} FROM runs WHERE {filter} ORDER BY seq DESC LIMIT $4 OFFSET $5");
+        // Only the filters given, so the planner can use `runs_workflow_seq_idx` or
+        // `runs_status_seq_idx` (an `$n IS NULL OR …` filter hides them from it). The page's
+        // first `seq` is found by skipping `offset` entries of that index alone (no row is read
+        // for a skipped one), then one page of rows is read from there.
+        let mut filter = String::from("workspace_id = $1");
+        let mut n = 1;
+        if workflow_id.is_some() {
+            n += 1;
+            filter.push_str(&format!(" AND workflow_id = ${n}"));
+        }
+        if status.is_some() {
+            n += 1;
+            filter.push_str(&format!(" AND status = ${n}"));
+        }
+        let (limit, offset) = (n + 1, n + 2);
+        let list = format!(
+            "SELECT {COLUMNS} FROM runs WHERE {filter} \
+               AND seq <= (SELECT seq FROM runs WHERE {filter} ORDER BY seq DESC LIMIT 1 OFFSET ${offset}) \
+             ORDER BY seq DESC LIMIT ${limit}"
+        );
         let count = format!("SELECT COUNT(*) FROM runs WHERE {filter}");
         on_db!(self, |pool| {
-            let rows = sqlx::query(&list)
-                .bind(workspace_id)
-                .bind(workflow_id)
-                .bind(status)
-                .bind(page.limit)
-                .bind(page.offset)
-                .fetch_all(pool)
-                .await?;
-            let total: i64 = sqlx::query_scalar(&count)
-                .bind(workspace_id)
-                .bind(workflow_id)
-                .bind(status)
-                .fetch_one(pool)
-                .await?;
+            let mut rows = sqlx::query(&list).bind(workspace_id);
+            let mut total = sqlx::query_scalar(&count).bind(workspace_id);
+            if let Some(w) = workflow_id {
+                rows = rows.bind(w);
+                total = total.bind(w);
+            }
+            if let Some(s) = status {
+                rows = rows.bind(s);
+                total = total.bind(s);
+            }
+            let rows = rows.bind(page.limit).bind(page.offset).fetch_all(pool).await?;
+            let total: i64 = total.fetch_one(pool).await?;
             Ok((rows.iter().map(run_from_row).collect::<StoreResult<_>>()?, total))
         })
     }
