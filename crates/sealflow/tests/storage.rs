@@ -75,6 +75,7 @@ storage_tests!(
     cancelling_reports_finished_and_missing_runs,
     runs_are_listed_newest_first_and_filtered_by_workflow_and_status,
     rate_windows_count_hits_per_bucket_and_window,
+    counted_inserts_stop_exactly_at_the_limit_under_concurrency,
     concurrent_claimers_never_claim_the_same_run_twice,
     a_schedule_tick_fires_once_across_concurrent_instances,
     webhook_tokens_find_and_rotate_only_their_workflow,
@@ -1206,6 +1207,45 @@ async fn runs_are_listed_newest_first_and_filtered_by_workflow_and_status(store:
             .1,
         0
     );
+}
+
+async fn counted_inserts_stop_exactly_at_the_limit_under_concurrency(store: Arc<dyn Store>) {
+    use sealflow::store::RateHit;
+    let ws = workspace(&store, "acme").await;
+    let runs: Vec<RunRecord> = (0..12).map(|i| run(&ws, "wf_a", None, NOW + i)).collect();
+    let results = futures::future::join_all(runs.iter().map(|r| {
+        store.insert_counted_run(
+            r,
+            0,
+            None,
+            Some(RateHit {
+                bucket: "hook:wf_a",
+                window_start: NOW,
+                limit: 5,
+            }),
+        )
+    }))
+    .await;
+    let mut inserted = 0;
+    let mut hits: Vec<i64> = Vec::new();
+    for result in results {
+        let (outcome, counted) = result.unwrap();
+        inserted += usize::from(outcome.is_some());
+        hits.push(counted.expect("a counted insert reports its hits"));
+    }
+    hits.sort_unstable();
+    assert_eq!(inserted, 5, "exactly the limit is inserted");
+    assert_eq!(
+        hits,
+        (1..=12).collect::<Vec<_>>(),
+        "every hit counted once, in order"
+    );
+    let (listed, total) = store
+        .list_runs(&ws, Some("wf_a"), None, PageRequest { limit: 50, offset: 0 })
+        .await
+        .unwrap();
+    assert_eq!((listed.len(), total), (5, 5));
+    assert_eq!(store.hit_rate_window("hook:wf_a", NOW).await.unwrap(), 13);
 }
 
 async fn rate_windows_count_hits_per_bucket_and_window(store: Arc<dyn Store>) {
