@@ -159,6 +159,20 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    in_postgres_database(|url| async move {
+        let store = sealflow::store::open(&url).await.expect("open PostgreSQL store");
+        assert_eq!(store.backend(), "postgres");
+        test(store).await;
+    })
+    .await;
+}
+
+/// Runs `test` with the URL of a fresh PostgreSQL database, dropped afterwards, pass or fail.
+async fn in_postgres_database<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let Some(server) = postgres_server_url() else {
         return;
     };
@@ -172,9 +186,7 @@ where
         .expect("create test database");
     let url = with_database(&server, &database);
     let outcome = AssertUnwindSafe(async {
-        let store = sealflow::store::open(&url).await.expect("open PostgreSQL store");
-        assert_eq!(store.backend(), "postgres");
-        tokio::time::timeout(TEST_TIMEOUT, test(store))
+        tokio::time::timeout(TEST_TIMEOUT, test(url))
             .await
             .expect("storage test timed out");
     })
@@ -1510,7 +1522,8 @@ async fn a_failing_write_in_a_batch_is_undone_alone_while_the_others_commit(stor
             .unwrap();
     }
     // All at once, so they share group commits; run 0's step breaks a CHECK constraint after its
-    // guard already moved next_step, so its savepoint must undo that too.
+    // guard already moved next_step, so undoing it must undo that too (its batch is rolled back
+    // and the other writes run again).
     let writes = runs.iter().enumerate().map(|(i, r)| {
         let store = store.clone();
         let id = r.id.clone();
@@ -1531,6 +1544,107 @@ async fn a_failing_write_in_a_batch_is_undone_alone_while_the_others_commit(stor
         let got = store.get_run(&ws, &r.id).await.unwrap().unwrap();
         assert_eq!((got.next_step, got.steps_completed), (7, 1), "{}", r.id);
     }
+}
+
+/// Two instances' group commits that lock the same rows in opposite orders deadlock;
+/// PostgreSQL cancels one of them, and the writer must run the cancelled batch again rather than
+/// fail its callers. The locks are arranged so the deadlock happens every time: each instance's
+/// writer is held on a row another connection has locked while the next batch queues up, then
+/// the two batches (`b1, x, b2` and `b2, y, b1`) each stop on a row of a third connection, and
+/// are let go together holding `b1` and `b2`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_batches_that_deadlock_across_instances_both_commit() {
+    in_postgres_database(|url| async move {
+        let a = sealflow::store::open(&url).await.expect("open instance A");
+        let b = sealflow::store::open(&url).await.expect("open instance B");
+        let lock = |rows: &'static [&'static str]| {
+            let url = url.clone();
+            async move {
+                let mut conn = PgConnection::connect(&url).await.unwrap();
+                conn.execute("BEGIN").await.unwrap();
+                for row in rows {
+                    sqlx::query(
+                        "INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, 0, 1)",
+                    )
+                    .bind(row)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                }
+                conn
+            }
+        };
+        let waiting = |n: i64| {
+            let url = url.clone();
+            async move {
+                let mut conn = PgConnection::connect(&url).await.unwrap();
+                for _ in 0..200 {
+                    let locked: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                    if locked >= n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                panic!("fewer than {n} sessions ever waited for a lock");
+            }
+        };
+        let hit = |store: &Arc<dyn Store>, bucket: &'static str| {
+            let store = store.clone();
+            tokio::spawn(async move { store.hit_rate_window(bucket, 0).await })
+        };
+        let mut holders = lock(&["w_a", "w_b"]).await;
+        let mut crossing = lock(&["x", "y"]).await;
+        // Each writer is held on its first batch ...
+        let mut hits = vec![hit(&a, "w_a"), hit(&b, "w_b")];
+        waiting(2).await;
+        // ... while its next batch queues up, in order.
+        for (store, bucket) in [
+            (&a, "b1"),
+            (&a, "x"),
+            (&a, "b2"),
+            (&b, "b2"),
+            (&b, "y"),
+            (&b, "b1"),
+        ] {
+            hits.push(hit(store, bucket));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        holders.execute("COMMIT").await.unwrap();
+        // Once both first batches have committed, the sessions that wait are the second batches,
+        // holding b1 or b2 and waiting for x or y.
+        for first in hits.drain(..2) {
+            assert_eq!(first.await.unwrap().unwrap(), 2);
+        }
+        waiting(2).await;
+        crossing.execute("COMMIT").await.unwrap();
+        let mut results = Vec::new();
+        for h in hits {
+            results.push(h.await.unwrap());
+        }
+        assert!(
+            results.iter().all(Result::is_ok),
+            "every write commits, the deadlock's loser included: {results:?}"
+        );
+        // Each write counted once: a batch that ran again left nothing of its first attempt.
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let counted: Vec<(String, i64)> =
+            sqlx::query_as("SELECT bucket, hits FROM rate_limit_windows ORDER BY bucket")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let expected: Vec<(String, i64)> = [("b1", 2), ("b2", 2), ("w_a", 2), ("w_b", 2), ("x", 2), ("y", 2)]
+            .into_iter()
+            .map(|(bucket, hits)| (bucket.to_owned(), hits))
+            .collect();
+        assert_eq!(counted, expected);
+    })
+    .await;
 }
 
 async fn a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit(store: Arc<dyn Store>) {

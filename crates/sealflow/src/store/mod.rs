@@ -63,6 +63,16 @@ pub enum StoreError {
     Commit(String),
 }
 
+impl StoreError {
+    /// The database cancelled the statement to break a deadlock, or found a serialization
+    /// conflict (PostgreSQL `40P01`, `40001`): nothing is wrong with the write itself, and it
+    /// succeeds when run again once the other transaction has ended.
+    pub(crate) fn is_lost_conflict(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e))
+            if matches!(e.code().as_deref(), Some("40P01" | "40001")))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]

@@ -39,12 +39,9 @@ use writer::Writer;
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// PostgreSQL connections per instance (readers plus writers); a fleet multiplies this, so keep
-/// it well under the server's `max_connections`.
+/// PostgreSQL connections per instance (the writer's plus readers); a fleet multiplies this, so
+/// keep it well under the server's `max_connections`.
 const PG_POOL_SIZE: u32 = 10;
-/// PostgreSQL writer tasks, each committing one job at a time on its own connection (see
-/// `writer.rs` for why PostgreSQL does not batch); the rest of the pool serves reads.
-const PG_WRITERS: usize = 6;
 const SQLITE_READERS: u32 = 8;
 /// The channel run ends are announced on (PostgreSQL `NOTIFY`, payload: the run id).
 pub(crate) const RUN_ENDED_CHANNEL: &str = "sealflow_run_ended";
@@ -113,8 +110,9 @@ pub(crate) use on_db;
 
 /// Runs one body as a write of the next group commit and returns its result once that commit
 /// has returned: `write_db!(self, |conn, pg| …)`. `conn` is the writer's connection inside the
-/// open transaction (use `&mut *conn` as the executor); the body runs in its own savepoint, so
-/// an error undoes only its changes. It must own what it uses (`move`): clone arguments first.
+/// open transaction (use `&mut *conn` as the executor). An error undoes only this body's changes
+/// (its batch is rolled back and the other bodies run again, see `writer.rs`), so a body may run
+/// more than once and must own what it uses (`move`, `Clone`): clone arguments first.
 macro_rules! write_db {
     ($store:expr, |$conn:ident, $pg:ident| $body:expr) => {
         match &$store.db {
@@ -193,7 +191,7 @@ impl SqlStore {
             .test_before_acquire(false)
             .connect_with(connect)
             .await?;
-        let writer = Writer::start(write_pool, 1, usize::MAX, "BEGIN IMMEDIATE");
+        let writer = Writer::start(write_pool, "BEGIN IMMEDIATE");
         let db = Db::Sqlite(Backend { pool, writer });
         Ok(Self {
             audit: audit::AuditQueue::start(db.clone()),
@@ -212,7 +210,7 @@ impl SqlStore {
             .connect_with(connect)
             .await?;
         PG_MIGRATOR.run(&pool).await?;
-        let writer = Writer::start(pool.clone(), PG_WRITERS, 1, "BEGIN");
+        let writer = Writer::start(pool.clone(), "BEGIN");
         let db = Db::Pg(Backend { pool, writer });
         Ok(Self {
             audit: audit::AuditQueue::start(db.clone()),
