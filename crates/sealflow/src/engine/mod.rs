@@ -125,8 +125,15 @@ impl Engine {
             if let Err(e) = shared.store.listen_run_ends(tx).await {
                 tracing::warn!(error = %e, "cannot listen for runs ended by other instances");
             }
-            while let Some(id) = rx.recv().await {
-                shared.ends.ended(&id);
+            // A run this instance's worker ended is announced by the worker, with its record;
+            // waking its waiters here first would make them read the run back.
+            let own = format!("{}/", shared.instance);
+            while let Some(payload) = rx.recv().await {
+                match payload.split_once(' ') {
+                    Some((_, owner)) if owner.starts_with(&own) => {}
+                    Some((id, _)) => shared.ends.ended(id),
+                    None => shared.ends.ended(&payload),
+                }
             }
         });
         let shared = self.inner.clone();

@@ -90,7 +90,10 @@ macro_rules! count_hit {
     }};
 }
 
-/// Announces a run's end to other instances (PostgreSQL; delivered when the commit lands).
+/// Announces a run's end to other instances (PostgreSQL; delivered when the commit lands). The
+/// payload is the run id, then a space and the lease owner when a worker ended the run: that
+/// worker's instance announces the end in process, with the committed record, and skips its own
+/// notification (see `engine::mod`).
 macro_rules! notify_ended {
     ($pg:expr, $conn:expr, $run_id:expr) => {
         if $pg {
@@ -362,7 +365,7 @@ impl RunRepo for SqlStore {
                 .await?;
             }
             if end.is_some() {
-                notify_ended!(pg, conn, &run_id);
+                notify_ended!(pg, conn, &format!("{run_id} {owner}"));
             }
             Ok(true)
         })
