@@ -40,23 +40,30 @@ macro_rules! append_entries {
         // Per chain: lock and read the head once, append its events, move the head once.
         while let Some(first) = events.peek().copied() {
             let chain = first.chain.clone();
-            sqlx::query(
-                "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
-                 VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
-            )
-            .bind(&chain)
-            .bind($crate::store::GENESIS_HASH)
-            .execute(&mut *$conn)
-            .await?;
             let head = if $pg {
                 "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1 FOR UPDATE"
             } else {
                 "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1"
             };
-            let (mut seq, mut prev_hash): (i64, String) = sqlx::query_as(head)
+            // The chain's first append creates its head; every later one only reads it.
+            let found: Option<(i64, String)> = sqlx::query_as(head)
                 .bind(&chain)
-                .fetch_one(&mut *$conn)
+                .fetch_optional(&mut *$conn)
                 .await?;
+            let (mut seq, mut prev_hash) = match found {
+                Some(head) => head,
+                None => {
+                    sqlx::query(
+                        "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
+                         VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
+                    )
+                    .bind(&chain)
+                    .bind($crate::store::GENESIS_HASH)
+                    .execute(&mut *$conn)
+                    .await?;
+                    sqlx::query_as(head).bind(&chain).fetch_one(&mut *$conn).await?
+                }
+            };
             while let Some(ev) = events.next_if(|e| e.chain == chain) {
                 seq += 1;
                 let hash = ev.hash(seq, &prev_hash);
