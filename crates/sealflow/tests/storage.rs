@@ -1546,92 +1546,179 @@ async fn a_failing_write_in_a_batch_is_undone_alone_while_the_others_commit(stor
     }
 }
 
-/// Two instances' group commits that lock the same rows in opposite orders deadlock;
-/// PostgreSQL cancels one of them, and the writer must run the cancelled batch again rather than
-/// fail its callers. The locks are arranged so the deadlock happens every time: each instance's
-/// writer is held on a row another connection has locked while the next batch queues up, then
-/// the two batches (`b1, x, b2` and `b2, y, b1`) each stop on a row of a third connection, and
-/// are let go together holding `b1` and `b2`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_batches_that_deadlock_across_instances_both_commit() {
-    in_postgres_database(|url| async move {
-        let a = sealflow::store::open(&url).await.expect("open instance A");
-        let b = sealflow::store::open(&url).await.expect("open instance B");
-        let lock = |rows: &'static [&'static str]| {
-            let url = url.clone();
-            async move {
-                let mut conn = PgConnection::connect(&url).await.unwrap();
-                conn.execute("BEGIN").await.unwrap();
-                for row in rows {
-                    sqlx::query(
-                        "INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, 0, 1)",
-                    )
-                    .bind(row)
+/// The rows two instances' batches take in opposite orders: runs (their writes name no row, so
+/// each batch takes them as its jobs come), or rate-limit windows (named, so sorted).
+#[derive(Clone, Copy, PartialEq)]
+enum Crossing {
+    Runs,
+    RateWindows,
+}
+
+/// Two instances whose next batches take rows `b1, x, b2` and `b2, y, b1`. The order is forced:
+/// each writer is first held on a row another connection has locked while its next batch queues
+/// up in order; those batches then stop on `x` and `y`, held by a third connection, and are let
+/// go together, holding `b1` and `b2` respectively. Returns every write's outcome (as text) and
+/// the deadlocks PostgreSQL counted in the database.
+async fn crossing_batches(url: &str, rows: Crossing) -> (Vec<Result<String, String>>, i64) {
+    let a = sealflow::store::open(url).await.expect("open instance A");
+    let b = sealflow::store::open(url).await.expect("open instance B");
+    let ws = workspace(&a, "acme").await;
+    let mut ids = std::collections::HashMap::new();
+    for name in ["w_a", "w_b", "x", "y", "b1", "b2"] {
+        let id = match rows {
+            Crossing::Runs => {
+                let r = run(&ws, "wf_a", None, NOW);
+                a.insert_run(&r, 0).await.unwrap();
+                r.id
+            }
+            Crossing::RateWindows => name.to_owned(),
+        };
+        ids.insert(name, id);
+    }
+    let lock = |names: [&'static str; 2]| {
+        let (url, ids) = (url.to_owned(), ids.clone());
+        async move {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            conn.execute("BEGIN").await.unwrap();
+            for name in names {
+                let sql = match rows {
+                    Crossing::Runs => "SELECT 1 FROM runs WHERE id = $1 FOR UPDATE",
+                    Crossing::RateWindows => {
+                        "INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($1, 0, 1)"
+                    }
+                };
+                sqlx::query(sql)
+                    .bind(&ids[name])
                     .execute(&mut conn)
                     .await
                     .unwrap();
-                }
-                conn
             }
-        };
-        let waiting = |n: i64| {
-            let url = url.clone();
-            async move {
-                let mut conn = PgConnection::connect(&url).await.unwrap();
-                for _ in 0..200 {
-                    let locked: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM pg_stat_activity \
-                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                    )
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap();
-                    if locked >= n {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(25)).await;
+            conn
+        }
+    };
+    let waiting = |n: i64| {
+        let url = url.to_owned();
+        async move {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            for _ in 0..400 {
+                let locked: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                if locked >= n {
+                    return;
                 }
-                panic!("fewer than {n} sessions ever waited for a lock");
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
-        };
-        let hit = |store: &Arc<dyn Store>, bucket: &'static str| {
-            let store = store.clone();
-            tokio::spawn(async move { store.hit_rate_window(bucket, 0).await })
-        };
-        let mut holders = lock(&["w_a", "w_b"]).await;
-        let mut crossing = lock(&["x", "y"]).await;
-        // Each writer is held on its first batch ...
-        let mut hits = vec![hit(&a, "w_a"), hit(&b, "w_b")];
-        waiting(2).await;
-        // ... while its next batch queues up, in order.
-        for (store, bucket) in [
-            (&a, "b1"),
-            (&a, "x"),
-            (&a, "b2"),
-            (&b, "b2"),
-            (&b, "y"),
-            (&b, "b1"),
-        ] {
-            hits.push(hit(store, bucket));
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            panic!("fewer than {n} sessions ever waited for a lock");
         }
-        holders.execute("COMMIT").await.unwrap();
-        // Once both first batches have committed, the sessions that wait are the second batches,
-        // holding b1 or b2 and waiting for x or y.
-        for first in hits.drain(..2) {
-            assert_eq!(first.await.unwrap().unwrap(), 2);
+    };
+    let write = |store: &Arc<dyn Store>, name: &str| {
+        let (store, ws, id) = (store.clone(), ws.clone(), ids[name].clone());
+        tokio::spawn(async move {
+            let done = match rows {
+                Crossing::Runs => store.cancel_run(&ws, &id, NOW).await.map(|c| format!("{c:?}")),
+                Crossing::RateWindows => store.hit_rate_window(&id, 0).await.map(|h| h.to_string()),
+            };
+            done.map_err(|e| format!("{e:?}"))
+        })
+    };
+    let mut holders = lock(["w_a", "w_b"]).await;
+    let mut crossing = lock(["x", "y"]).await;
+    // Each writer is held on its first batch ...
+    let firsts = [write(&a, "w_a"), write(&b, "w_b")];
+    waiting(2).await;
+    // ... while its next batch queues up, in order.
+    let mut writes = Vec::new();
+    for (store, name) in [
+        (&a, "b1"),
+        (&a, "x"),
+        (&a, "b2"),
+        (&b, "b2"),
+        (&b, "y"),
+        (&b, "b1"),
+    ] {
+        writes.push(write(store, name));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    holders.execute("COMMIT").await.unwrap();
+    // Once both first batches have committed, the sessions that wait are the second batches.
+    for first in firsts {
+        first.await.unwrap().expect("a first batch commits");
+    }
+    waiting(2).await;
+    crossing.execute("COMMIT").await.unwrap();
+    let mut results = Vec::new();
+    for w in writes {
+        results.push(w.await.unwrap());
+    }
+    // A backend's statistics reach pg_stat_database when it exits: end every other session.
+    drop((a, b));
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for _ in 0..200 {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
         }
-        waiting(2).await;
-        crossing.execute("COMMIT").await.unwrap();
-        let mut results = Vec::new();
-        for h in hits {
-            results.push(h.await.unwrap());
-        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let deadlocks: i64 =
+        sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    (results, deadlocks)
+}
+
+/// Writes that name no row take them in their batch's order, so two instances' batches can
+/// deadlock; PostgreSQL then cancels one statement, and the writer must run the cancelled batch
+/// again rather than fail its callers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_batches_that_deadlock_across_instances_run_again_and_commit() {
+    in_postgres_database(|url| async move {
+        let (results, deadlocks) = crossing_batches(&url, Crossing::Runs).await;
+        assert!(deadlocks >= 1, "the batches deadlocked: {deadlocks}");
         assert!(
             results.iter().all(Result::is_ok),
             "every write commits, the deadlock's loser included: {results:?}"
         );
-        // Each write counted once: a batch that ran again left nothing of its first attempt.
+        // Each of b1 and b2 is cancelled once: the batch that ran again finds them finished.
+        for row in [0, 2] {
+            let other = if row == 0 { 5 } else { 3 };
+            let mut pair = [results[row].clone().unwrap(), results[other].clone().unwrap()];
+            pair.sort();
+            assert_eq!(pair[0], "AlreadyFinished(\"cancelled\")", "{results:?}");
+            assert_eq!(pair[1], "Cancelled", "{results:?}");
+        }
+    })
+    .await;
+}
+
+/// Rate-limit windows, rows every request of a hook or key takes, are named by their writes, so
+/// every batch takes them in the same order and batches never deadlock on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_batches_take_rate_windows_in_one_order_and_never_deadlock() {
+    in_postgres_database(|url| async move {
+        let (results, deadlocks) = crossing_batches(&url, Crossing::RateWindows).await;
+        assert_eq!(deadlocks, 0, "{results:?}");
+        // Each write counted once on top of the locking connection's hit (x and y) or alone.
+        let hits: Vec<String> = results.into_iter().map(Result::unwrap).collect();
+        assert_eq!(hits.len(), 6);
         let mut conn = PgConnection::connect(&url).await.unwrap();
         let counted: Vec<(String, i64)> =
             sqlx::query_as("SELECT bucket, hits FROM rate_limit_windows ORDER BY bucket")

@@ -2,11 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::audit::append_entries;
 use super::rows::{
     api_key_from_row, hosts_to_column, secret_from_row, secret_meta_from_row, workspace_from_row,
 };
-use super::{on_db, write_db, SqlStore};
+use super::{on_db, write_db, Db, SqlStore};
 use crate::store::{
     audit_kinds, ApiKeyRecord, ApiKeyRepo, AuditEvent, InsertSecret, MasterKeyRepo, SecretMeta, SecretRecord,
     SecretRepo, StoreResult, Workspace, WorkspaceRepo,
@@ -54,7 +53,7 @@ const API_KEY_COLUMNS: &str = "id, workspace_id, name, role, key_hash, key_previ
 impl ApiKeyRepo for SqlStore {
     async fn insert_api_key(&self, key: &ApiKeyRecord, actor: &str) -> StoreResult<()> {
         let (key, actor) = (key.clone(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             sqlx::query(
                 "INSERT INTO api_keys (id, workspace_id, name, role, key_hash, key_preview, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -72,7 +71,7 @@ impl ApiKeyRepo for SqlStore {
                 detail: Some(format!("role={}", key.role)),
                 ..AuditEvent::api_key(&key.workspace_id, audit_kinds::API_KEY_CREATED, &actor, &key.id)
             };
-            append_entries!(conn, pg, [event]);
+            batch.events.push(event);
             Ok(())
         })
     }
@@ -87,18 +86,28 @@ impl ApiKeyRepo for SqlStore {
     }
 
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()> {
-        // Through the writer: it runs on every API-key request, so it shares the group commit.
+        const TOUCH: &str =
+            "UPDATE api_keys SET last_used = $2, total_requests = total_requests + 1 WHERE id = $1";
         let id = id.to_owned();
-        write_db!(self, |conn, _pg| {
-            sqlx::query(
-                "UPDATE api_keys SET last_used = $2, total_requests = total_requests + 1 WHERE id = $1",
-            )
-            .bind(&id)
-            .bind(at_ms)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
+        match &self.db {
+            // SQLite: through the writer, so the count shares the group commit of every request.
+            Db::Sqlite(_) => write_db!(self, |conn, _pg| {
+                sqlx::query(TOUCH)
+                    .bind(&id)
+                    .bind(at_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }),
+            // PostgreSQL: on its own, as the credit charge is. In a batch, the key's row (one
+            // that every request of the key updates) would be held until that batch commits and
+            // taken in no fixed order with the batch's other rows, which deadlocked two
+            // instances' batches against each other and against the charge.
+            Db::Pg(b) => {
+                sqlx::query(TOUCH).bind(&id).bind(at_ms).execute(&b.pool).await?;
+                Ok(())
+            }
+        }
     }
 
     async fn list_api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKeyRecord>> {
@@ -119,7 +128,7 @@ impl ApiKeyRepo for SqlStore {
         actor: &str,
     ) -> StoreResult<bool> {
         let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             let done = sqlx::query(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE workspace_id = $1 AND id = $2",
             )
@@ -133,14 +142,14 @@ impl ApiKeyRepo for SqlStore {
                 return Ok(false);
             }
             let event = AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_DISABLED, &actor, &id);
-            append_entries!(conn, pg, [event]);
+            batch.events.push(event);
             Ok(true)
         })
     }
 
     async fn delete_api_key(&self, workspace_id: &str, id: &str, actor: &str) -> StoreResult<bool> {
         let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             let done = sqlx::query("DELETE FROM api_keys WHERE workspace_id = $1 AND id = $2")
                 .bind(&workspace_id)
                 .bind(&id)
@@ -151,7 +160,7 @@ impl ApiKeyRepo for SqlStore {
                 return Ok(false);
             }
             let event = AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_DELETED, &actor, &id);
-            append_entries!(conn, pg, [event]);
+            batch.events.push(event);
             Ok(true)
         })
     }
@@ -195,7 +204,7 @@ impl SecretRepo for SqlStore {
     ) -> StoreResult<InsertSecret> {
         // Through the writer, with its audit entry in the same transaction.
         let (row, actor) = (row.clone(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, pg, batch| {
             if pg {
                 // Under READ COMMITTED two writers would both count n-1 and both insert, so writers
                 // to one workspace take turns on a transaction-scoped advisory lock (released at
@@ -232,7 +241,7 @@ impl SecretRepo for SqlStore {
                     &row.name,
                     row.version,
                 );
-                append_entries!(conn, pg, [event]);
+                batch.events.push(event);
                 return Ok(InsertSecret::Inserted);
             }
             let exists = sqlx::query("SELECT 1 FROM secrets WHERE workspace_id = $1 AND name = $2")
@@ -256,7 +265,7 @@ impl SecretRepo for SqlStore {
         actor: &str,
     ) -> StoreResult<bool> {
         let (row, actor) = (row.clone(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             let done = sqlx::query(
                 "UPDATE secrets SET version = $3, kek_id = $4, wrapped_dek = $5, ciphertext = $6, \
                                 allowed_hosts = $7, updated_at = $8 \
@@ -284,14 +293,14 @@ impl SecretRepo for SqlStore {
                 &row.name,
                 row.version,
             );
-            append_entries!(conn, pg, [event]);
+            batch.events.push(event);
             Ok(true)
         })
     }
 
     async fn delete_secret(&self, workspace_id: &str, name: &str, actor: &str) -> StoreResult<bool> {
         let (workspace_id, name, actor) = (workspace_id.to_owned(), name.to_owned(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             let deleted: Option<(i64,)> =
                 sqlx::query_as("DELETE FROM secrets WHERE workspace_id = $1 AND name = $2 RETURNING version")
                     .bind(&workspace_id)
@@ -303,7 +312,7 @@ impl SecretRepo for SqlStore {
             };
             let event =
                 AuditEvent::secret(&workspace_id, audit_kinds::SECRET_DELETED, &actor, &name, version);
-            append_entries!(conn, pg, [event]);
+            batch.events.push(event);
             Ok(true)
         })
     }

@@ -1,67 +1,67 @@
 //! The audit trail, written once for both backends.
 //!
-//! Appending reads the chain's head row and moves it in the same transaction as the entry. The
-//! head is serialized per chain: on SQLite by the single writer (every append runs in a writer
-//! job), on PostgreSQL by locking the head row `FOR UPDATE`, which also holds across instances.
-//! A transaction that appends to several chains locks their heads in chain order, so two such
-//! transactions cannot deadlock on each other.
-//!
-//! [`AuditQueue`] batches: events appended on their own (secret uses, API-key and master-key
-//! events) wait in a queue, and one writer job appends every event queued by then in one
-//! transaction. A use entry therefore shares its commit with the other runs' pending entries on
-//! both backends (on SQLite the job also shares the writer's group commit), instead of costing
-//! a commit per run. Secret changes append their entry inside their own write instead
-//! ([`append_entries!`]), so the change and its entry commit together or not at all.
+//! A write that records audit entries leaves them in its writer batch ([`super::writer::Batch`]),
+//! and the writer appends every job's entries just before the commit ([`append_entries!`]): each
+//! chain's head row is read and moved once per batch, in the same transaction as the changes the
+//! entries describe, so a change and its entry commit together or not at all. A use entry
+//! appended on its own ([`AuditRepo::append_audit`], before a secret is sent) is a job with no
+//! statements and shares the next batch's commit. The head is serialized per chain: on SQLite by
+//! the single writer, on PostgreSQL by locking the head row `FOR UPDATE`, which also holds
+//! across instances. Heads are locked in chain order and after every other row of the batch, so
+//! two instances' batches cannot deadlock on them.
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
 
 use super::rows::SqlRow;
-use super::{on_db, write_db, Db, SqlStore};
+use super::{on_db, write_db, SqlStore};
 use crate::store::{
     AuditChain, AuditEntry, AuditEvent, AuditFilter, AuditRepo, PageRequest, StoreError, StoreResult,
     GENESIS_HASH,
 };
 
-/// Most queued callers whose events go into one transaction.
-const MAX_PENDING: usize = 256;
-/// Callers waiting to be batched; beyond it appending waits (backpressure).
-const QUEUE: usize = 4096;
-
-/// Appends `$events` (a `Vec<AuditEvent>` or slice) to their chains on `$conn` inside the open
-/// transaction of a writer job; `$pg` is the job's dialect flag. Uses `?` on sqlx errors.
+/// Appends `$events` (a `Vec<AuditEvent>` or slice) to their chains on `$conn` inside an open
+/// transaction; `$pg` is the dialect flag. `$heads` (a `BTreeMap` chain -> (seq, hash)) holds the
+/// heads this transaction has already moved: a chain found there is neither read nor locked
+/// again, and the moved heads are left there for [`write_heads!`] to store once, before the
+/// commit. Writer jobs do not call this: they leave their entries in the batch (see the module's
+/// comment). Uses `?`.
 macro_rules! append_entries {
-    ($conn:ident, $pg:expr, $events:expr) => {{
+    ($conn:ident, $pg:expr, $events:expr, $heads:expr) => {{
         let given = &$events;
+        let heads: &mut std::collections::BTreeMap<String, (i64, String)> = &mut $heads;
         let mut events: Vec<&$crate::store::AuditEvent> = given.iter().collect();
         // Heads are locked in chain order (a stable sort keeps each chain's events in order).
         events.sort_by(|a, b| a.chain.cmp(&b.chain));
         let mut events = events.into_iter().peekable();
-        // Per chain: lock and read the head once, append its events, move the head once.
         while let Some(first) = events.peek().copied() {
             let chain = first.chain.clone();
-            let head = if $pg {
-                "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1 FOR UPDATE"
-            } else {
-                "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1"
-            };
-            // The chain's first append creates its head; every later one only reads it.
-            let found: Option<(i64, String)> = sqlx::query_as(head)
-                .bind(&chain)
-                .fetch_optional(&mut *$conn)
-                .await?;
-            let (mut seq, mut prev_hash) = match found {
+            let (mut seq, mut prev_hash) = match heads.remove(&chain) {
                 Some(head) => head,
                 None => {
-                    sqlx::query(
-                        "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
-                         VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
-                    )
-                    .bind(&chain)
-                    .bind($crate::store::GENESIS_HASH)
-                    .execute(&mut *$conn)
-                    .await?;
-                    sqlx::query_as(head).bind(&chain).fetch_one(&mut *$conn).await?
+                    let head = if $pg {
+                        "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1 FOR UPDATE"
+                    } else {
+                        "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1"
+                    };
+                    // The chain's first append creates its head; every later one only reads it.
+                    let found: Option<(i64, String)> = sqlx::query_as(head)
+                        .bind(&chain)
+                        .fetch_optional(&mut *$conn)
+                        .await?;
+                    match found {
+                        Some(head) => head,
+                        None => {
+                            sqlx::query(
+                                "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
+                                 VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
+                            )
+                            .bind(&chain)
+                            .bind($crate::store::GENESIS_HASH)
+                            .execute(&mut *$conn)
+                            .await?;
+                            sqlx::query_as(head).bind(&chain).fetch_one(&mut *$conn).await?
+                        }
+                    }
                 }
             };
             while let Some(ev) = events.next_if(|e| e.chain == chain) {
@@ -91,70 +91,27 @@ macro_rules! append_entries {
                 .await?;
                 prev_hash = hash;
             }
-            sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
-                .bind(&chain)
-                .bind(seq)
-                .bind(&prev_hash)
-                .execute(&mut *$conn)
-                .await?;
+            heads.insert(chain, (seq, prev_hash));
         }
     }};
 }
 pub(crate) use append_entries;
 
-type Pending = (Vec<AuditEvent>, oneshot::Sender<Result<(), String>>);
-
-/// The queue of events waiting to be appended by the batching task.
-#[derive(Debug)]
-pub(super) struct AuditQueue {
-    queue: mpsc::Sender<Pending>,
-}
-
-/// What `write_db!` needs: something with a `db`.
-struct Holder {
-    db: Db,
-}
-
-impl AuditQueue {
-    /// Starts the batching task on `db`; it stops when the queue is dropped with the store.
-    pub(super) fn start(db: Db) -> Self {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run_batcher(Holder { db }, rx));
-        Self { queue }
-    }
-
-    async fn append(&self, events: Vec<AuditEvent>) -> StoreResult<()> {
-        let (tx, rx) = oneshot::channel();
-        self.queue
-            .send((events, tx))
-            .await
-            .map_err(|_| StoreError::Commit("the audit writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Commit("the audit writer stopped before committing".into()))?
-            .map_err(StoreError::Commit)
-    }
-}
-
-async fn run_batcher(holder: Holder, mut rx: mpsc::Receiver<Pending>) {
-    let mut pending = Vec::with_capacity(MAX_PENDING);
-    while rx.recv_many(&mut pending, MAX_PENDING).await > 0 {
-        let (batches, answers): (Vec<Vec<AuditEvent>>, Vec<_>) = pending.drain(..).unzip();
-        let events: Vec<AuditEvent> = batches.into_iter().flatten().collect();
-        let count = events.len();
-        let result = write_db!(holder, |conn, pg| {
-            append_entries!(conn, pg, events);
-            Ok(())
-        });
-        let outcome = result.map_err(|e| {
-            let cause = std::error::Error::source(&e).map(ToString::to_string);
-            tracing::error!(error = %e, cause = ?cause, count, "audit entries could not be written");
-            format!("the audit entries could not be written: {e}")
-        });
-        for answer in answers {
-            let _ = answer.send(outcome.clone());
+/// Stores the heads [`append_entries!`] moved (`$heads`, chain -> (seq, hash)) on `$conn`, inside
+/// the same transaction. Uses `?` on sqlx errors.
+macro_rules! write_heads {
+    ($conn:ident, $heads:expr) => {
+        for (chain, (seq, hash)) in &$heads {
+            sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
+                .bind(chain)
+                .bind(seq)
+                .bind(hash)
+                .execute(&mut *$conn)
+                .await?;
         }
-    }
+    };
 }
+pub(crate) use write_heads;
 
 const ENTRY_COLUMNS: &str =
     "chain, seq, at, kind, actor, secret_name, secret_version, run_id, step_id, host, \
@@ -188,7 +145,16 @@ impl AuditRepo for SqlStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.audit.append(events).await
+        // A job with no statements: the entries join the next batch's, appended at its end.
+        let count = events.len();
+        write_db!(self, |_conn, _pg, batch| {
+            batch.events.extend(events);
+            Ok(())
+        })
+        .inspect_err(|e| {
+            let cause = std::error::Error::source(e).map(ToString::to_string);
+            tracing::error!(error = %e, cause = ?cause, count, "audit entries could not be written");
+        })
     }
 
     async fn list_audit(

@@ -153,7 +153,10 @@ impl FileRepo for SqlStore {
             .execute(&mut *tx)
             .await?;
             if !audit.is_empty() {
-                super::audit::append_entries!(tx, pg, audit);
+                // Not a writer job: this transaction moves its heads and stores them itself.
+                let mut heads = std::collections::BTreeMap::new();
+                super::audit::append_entries!(tx, pg, audit, heads);
+                super::audit::write_heads!(tx, heads);
             }
             if guard.rows_affected() != 1 {
                 // The sends happened all the same: keep their audit entries.

@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 
-use super::audit::append_entries;
 use super::{on_db, write_db, SqlStore};
 use crate::store::{audit_kinds, AuditEvent, KeyAdminRepo, StoreResult};
 
@@ -21,7 +20,7 @@ impl KeyAdminRepo for SqlStore {
             name.to_owned(),
             actor.to_owned(),
         );
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             let done = sqlx::query("UPDATE api_keys SET name = $3 WHERE workspace_id = $1 AND id = $2")
                 .bind(&workspace_id)
                 .bind(&id)
@@ -35,7 +34,7 @@ impl KeyAdminRepo for SqlStore {
                 detail: Some(format!("name={name}")),
                 ..AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_RENAMED, &actor, &id)
             };
-            append_entries!(conn, pg, [event]);
+            batch.events.push(event);
             Ok(true)
         })
     }
@@ -49,7 +48,7 @@ impl KeyAdminRepo for SqlStore {
         actor: &str,
     ) -> StoreResult<bool> {
         let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             let revoked_at = (!enabled).then_some(at_ms);
             let done = sqlx::query(
                 "UPDATE api_keys SET revoked_at = CASE WHEN $3 IS NULL THEN NULL \
@@ -68,7 +67,9 @@ impl KeyAdminRepo for SqlStore {
             } else {
                 audit_kinds::API_KEY_DISABLED
             };
-            append_entries!(conn, pg, [AuditEvent::api_key(&workspace_id, kind, &actor, &id)]);
+            batch
+                .events
+                .push(AuditEvent::api_key(&workspace_id, kind, &actor, &id));
             Ok(true)
         })
     }
@@ -81,7 +82,7 @@ impl KeyAdminRepo for SqlStore {
         actor: &str,
     ) -> StoreResult<bool> {
         let (workspace_id, id, actor) = (workspace_id.to_owned(), id.to_owned(), actor.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, _pg, batch| {
             let done =
                 sqlx::query("UPDATE api_keys SET credit_limit = $3 WHERE workspace_id = $1 AND id = $2")
                     .bind(&workspace_id)
@@ -96,7 +97,7 @@ impl KeyAdminRepo for SqlStore {
                 detail: Some(limit.map_or_else(|| "limit=none".to_owned(), |n| format!("limit={n}"))),
                 ..AuditEvent::api_key(&workspace_id, audit_kinds::API_KEY_LIMIT_SET, &actor, &id)
             };
-            append_entries!(conn, pg, [event]);
+            batch.events.push(event);
             Ok(true)
         })
     }

@@ -109,16 +109,25 @@ macro_rules! on_db {
 pub(crate) use on_db;
 
 /// Runs one body as a write of the next group commit and returns its result once that commit
-/// has returned: `write_db!(self, |conn, pg| …)`. `conn` is the writer's connection inside the
-/// open transaction (use `&mut *conn` as the executor). An error undoes only this body's changes
-/// (its batch is rolled back and the other bodies run again, see `writer.rs`), so a body may run
-/// more than once and must own what it uses (`move`, `Clone`): clone arguments first.
+/// has returned: `write_db!(self, |conn, pg| …)`, or `write_db!(self, |conn, pg, batch| …)` for
+/// a body that leaves audit entries or notifications in its [`writer::Batch`], optionally with
+/// `order = Some(row name),` first (see [`writer::Writer::write`]). `conn` is the
+/// writer's connection inside the open transaction (use `&mut *conn` as the executor). An error
+/// undoes only this body's changes (its batch is rolled back and the other bodies run again, see
+/// `writer.rs`), so a body may run more than once and must own what it uses (`move`, `Clone`):
+/// clone arguments first.
 macro_rules! write_db {
     ($store:expr, |$conn:ident, $pg:ident| $body:expr) => {
+        $crate::store::sql::write_db!($store, order = None, |$conn, $pg, _batch| $body)
+    };
+    ($store:expr, |$conn:ident, $pg:ident, $batch:ident| $body:expr) => {
+        $crate::store::sql::write_db!($store, order = None, |$conn, $pg, $batch| $body)
+    };
+    ($store:expr, order = $order:expr, |$conn:ident, $pg:ident, $batch:ident| $body:expr) => {
         match &$store.db {
             $crate::store::sql::Db::Sqlite(b) => {
                 b.writer
-                    .write(move |$conn| {
+                    .write($order, move |$conn, $batch| {
                         Box::pin(async move {
                             let $pg = false;
                             let out: $crate::store::StoreResult<_> = $body;
@@ -129,7 +138,7 @@ macro_rules! write_db {
             }
             $crate::store::sql::Db::Pg(b) => {
                 b.writer
-                    .write(move |$conn| {
+                    .write($order, move |$conn, $batch| {
                         Box::pin(async move {
                             let $pg = true;
                             let out: $crate::store::StoreResult<_> = $body;
@@ -148,8 +157,6 @@ pub(crate) use write_db;
 pub struct SqlStore {
     db: Db,
     options: StoreOptions,
-    /// Audit events waiting to be appended together (see `audit.rs`).
-    audit: audit::AuditQueue,
 }
 
 /// The store opened on a SQLite file (the same type as [`PgStore`]; the names say which `open`).
@@ -191,13 +198,9 @@ impl SqlStore {
             .test_before_acquire(false)
             .connect_with(connect)
             .await?;
-        let writer = Writer::start(write_pool, "BEGIN IMMEDIATE");
+        let writer = Writer::start(write_pool, "BEGIN IMMEDIATE", finish_sqlite);
         let db = Db::Sqlite(Backend { pool, writer });
-        Ok(Self {
-            audit: audit::AuditQueue::start(db.clone()),
-            db,
-            options,
-        })
+        Ok(Self { db, options })
     }
 
     /// Connects to `postgres://…` and migrates. sqlx's migrator takes an advisory lock, so
@@ -210,19 +213,49 @@ impl SqlStore {
             .connect_with(connect)
             .await?;
         PG_MIGRATOR.run(&pool).await?;
-        let writer = Writer::start(pool.clone(), "BEGIN");
+        let writer = Writer::start(pool.clone(), "BEGIN", finish_pg);
         let db = Db::Pg(Backend { pool, writer });
-        Ok(Self {
-            audit: audit::AuditQueue::start(db.clone()),
-            db,
-            options,
-        })
+        Ok(Self { db, options })
     }
 
     /// The backend, for tests that inspect or tamper with rows directly.
     pub fn db(&self) -> &Db {
         &self.db
     }
+}
+
+/// What the writer runs before each commit: writes what the batch's jobs left in their
+/// [`writer::Batch`]: the audit entries (each chain's head read and moved once) and, on
+/// PostgreSQL, the run-end notifications in one statement.
+fn finish_sqlite<'c>(
+    conn: &'c mut sqlx::SqliteConnection,
+    batch: &'c mut writer::Batch,
+) -> writer::BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        let mut heads = std::collections::BTreeMap::new();
+        audit::append_entries!(conn, false, batch.events, heads);
+        audit::write_heads!(conn, heads);
+        Ok(())
+    })
+}
+
+fn finish_pg<'c>(
+    conn: &'c mut sqlx::PgConnection,
+    batch: &'c mut writer::Batch,
+) -> writer::BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        let mut heads = std::collections::BTreeMap::new();
+        audit::append_entries!(conn, true, batch.events, heads);
+        audit::write_heads!(conn, heads);
+        if !batch.notices.is_empty() {
+            sqlx::query("SELECT pg_notify($1, n) FROM UNNEST($2::text[]) AS n")
+                .bind(RUN_ENDED_CHANNEL)
+                .bind(&batch.notices)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    })
 }
 
 /// Forwards PostgreSQL run-end notifications to `ended` until it is closed; reconnects after a

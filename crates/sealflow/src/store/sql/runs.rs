@@ -6,7 +6,6 @@
 
 use async_trait::async_trait;
 
-use super::audit::append_entries;
 use super::rows::{run_from_row, step_from_row, SqlRow};
 use super::{on_db, write_db, SqlStore};
 use crate::store::{
@@ -90,18 +89,15 @@ macro_rules! count_hit {
     }};
 }
 
-/// Announces a run's end to other instances (PostgreSQL; delivered when the commit lands). The
-/// payload is the run id, then a space and the lease owner when a worker ended the run: that
-/// worker's instance announces the end in process, with the committed record, and skips its own
-/// notification (see `engine::mod`).
+/// Announces a run's end to other instances (PostgreSQL: queued in the batch, sent by one
+/// `NOTIFY` statement before the commit, delivered when it lands). The payload is the run id,
+/// then a space and the lease owner when a worker ended the run: that worker's instance
+/// announces the end in process, with the committed record, and skips its own notification
+/// (see `engine::mod`).
 macro_rules! notify_ended {
-    ($pg:expr, $conn:expr, $run_id:expr) => {
+    ($pg:expr, $batch:ident, $payload:expr) => {
         if $pg {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(super::RUN_ENDED_CHANNEL)
-                .bind($run_id)
-                .execute(&mut *$conn)
-                .await?;
+            $batch.notices.push($payload);
         }
     };
 }
@@ -121,7 +117,8 @@ impl RunRepo for SqlStore {
         let run = run.clone();
         let claim = claim.map(|(owner, until)| (owner.to_owned(), until));
         let rate = rate.map(|r| (r.bucket.to_owned(), r.window_start, r.limit));
-        write_db!(self, |conn, pg| {
+        let order = rate.as_ref().map(|r| r.0.clone());
+        write_db!(self, order = order, |conn, pg, _batch| {
             let mut hits = None;
             if let Some((bucket, window_start, limit)) = &rate {
                 let counted = count_hit!(conn, bucket, *window_start);
@@ -231,7 +228,7 @@ impl RunRepo for SqlStore {
     async fn claim_run(&self, owner: &str, now_ms: i64, lease_ms: i64) -> StoreResult<Option<RunRecord>> {
         let owner = owner.to_owned();
         let max_attempts = self.options.max_run_attempts;
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, pg, batch| {
             // SQLite serializes writers, so the one UPDATE is atomic; on PostgreSQL the candidate
             // row is locked with SKIP LOCKED, so concurrent claimers take different runs.
             let sql = format!(
@@ -283,7 +280,7 @@ impl RunRepo for SqlStore {
                 .bind(now_ms)
                 .execute(&mut *conn)
                 .await?;
-                notify_ended!(pg, conn, &run.id);
+                notify_ended!(pg, batch, run.id.clone());
             };
             Ok(claimed)
         })
@@ -315,9 +312,9 @@ impl RunRepo for SqlStore {
     ) -> StoreResult<bool> {
         let (run_id, owner, steps) = (run_id.to_owned(), owner.to_owned(), steps.to_vec());
         let end = end.map(|e| (e.status.to_owned(), e.error.map(str::to_owned), e.at_ms));
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, pg, batch| {
             if !audit.is_empty() {
-                append_entries!(conn, pg, audit);
+                batch.events.extend(audit);
             }
             // The guard (lease still ours, run still running) and the run's new state in one
             // statement; recording any step counts as progress and resets the claim count.
@@ -365,7 +362,7 @@ impl RunRepo for SqlStore {
                 .await?;
             }
             if end.is_some() {
-                notify_ended!(pg, conn, &format!("{run_id} {owner}"));
+                notify_ended!(pg, batch, format!("{run_id} {owner}"));
             }
             Ok(true)
         })
@@ -389,7 +386,7 @@ impl RunRepo for SqlStore {
 
     async fn cancel_run(&self, workspace_id: &str, id: &str, at_ms: i64) -> StoreResult<CancelRun> {
         let (workspace_id, id) = (workspace_id.to_owned(), id.to_owned());
-        write_db!(self, |conn, pg| {
+        write_db!(self, |conn, pg, batch| {
             let done = sqlx::query(
                 "UPDATE runs SET status = 'cancelled', completed_at = $3, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE workspace_id = $1 AND id = $2 AND status IN ('queued', 'running')",
@@ -407,7 +404,7 @@ impl RunRepo for SqlStore {
                 .bind(at_ms)
                 .execute(&mut *conn)
                 .await?;
-                notify_ended!(pg, conn, &id);
+                notify_ended!(pg, batch, id.clone());
                 Ok(CancelRun::Cancelled)
             } else {
                 let status: Option<String> =
@@ -455,6 +452,8 @@ impl RunRepo for SqlStore {
 
     async fn hit_rate_window(&self, bucket: &str, window_start_ms: i64) -> StoreResult<i64> {
         let bucket = bucket.to_owned();
-        write_db!(self, |conn, _pg| Ok(count_hit!(conn, &bucket, window_start_ms)))
+        write_db!(self, order = Some(bucket.clone()), |conn, _pg, _batch| {
+            Ok(count_hit!(conn, &bucket, window_start_ms))
+        })
     }
 }

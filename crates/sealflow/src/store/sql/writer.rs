@@ -33,7 +33,7 @@ use sqlx::{Database, Executor, Pool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::CommitMetrics;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{AuditEvent, StoreError, StoreResult};
 
 /// A boxed future, as the job closures return.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -57,13 +57,30 @@ pub(crate) struct Ran {
 
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// One run of a job's closure.
-type Attempt<C> = Box<dyn for<'c> FnMut(&'c mut C) -> BoxFuture<'c, Ran> + Send>;
+type Attempt<C> = Box<dyn for<'c> FnMut(&'c mut C, &'c mut Batch) -> BoxFuture<'c, Ran> + Send>;
+/// What the writer runs before each commit: writes back what the jobs left in the [`Batch`].
+pub(crate) type Finish<C> = for<'c> fn(&'c mut C, &'c mut Batch) -> BoxFuture<'c, Result<(), sqlx::Error>>;
+
+/// What the jobs of one transaction leave for its end, written by the backend's [`Finish`] just
+/// before the commit instead of by each job. A rolled-back batch drops it with everything else.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// Audit entries to append. Every job's entries are appended together at the end, so each
+    /// chain's head (a row every run of a workspace moves) is read and written once per batch
+    /// and, on PostgreSQL, locked last and in chain order: a batch never waits for another's
+    /// row while holding a head, so heads take no part in a deadlock across instances.
+    pub(crate) events: Vec<AuditEvent>,
+    /// Run-end notifications to send (PostgreSQL; delivered when the commit lands).
+    pub(crate) notices: Vec<String>,
+}
 
 /// One caller's write, run on the writer's connection inside the batch transaction; callable
 /// again when the backend retries jobs that lost a deadlock.
 pub(crate) struct Job<C> {
     attempt: Attempt<C>,
     tries: u32,
+    /// Where the job goes in its batch (see [`Writer::write`]).
+    order: Option<String>,
 }
 
 /// The sending side of a backend's writers.
@@ -92,11 +109,12 @@ impl<DB: Database> Writer<DB>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
-    /// Starts the writer task on `pool`, beginning its transactions with `begin`.
-    pub(crate) fn start(pool: Pool<DB>, begin: &'static str) -> Self {
+    /// Starts the writer task on `pool`, beginning its transactions with `begin` and running
+    /// `finish` before each commit.
+    pub(crate) fn start(pool: Pool<DB>, begin: &'static str, finish: Finish<DB::Connection>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let commits = CommitMetrics::default();
-        tokio::spawn(run_writer(pool, rx, begin, commits.clone()));
+        tokio::spawn(run_writer(pool, rx, begin, finish, commits.clone()));
         Self { queue, commits }
     }
 
@@ -108,19 +126,27 @@ where
     /// Runs `f` in the next batch and returns its result once the batch has committed; an error
     /// of `f` rolls back `f`'s changes only, a failed commit fails every job of the batch. `f` is
     /// `Clone` so that it can run again when another job's failure rolled its batch back.
-    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    ///
+    /// `order`: a job that locks a row many callers share (a rate-limit window) names it, and a
+    /// batch runs such jobs first, sorted by that name, then the others in arrival order. Every
+    /// batch then takes those rows in the same order, so two instances' batches cannot deadlock
+    /// on them.
+    pub(crate) async fn write<T, F>(&self, order: Option<String>, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Clone + Send + 'static,
+        F: for<'c> FnOnce(&'c mut DB::Connection, &'c mut Batch) -> BoxFuture<'c, StoreResult<T>>
+            + Clone
+            + Send
+            + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
         // Shared by the attempts; the one that is answered takes it.
         let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-        let attempt = higher_ranked(move |conn: &mut DB::Connection| {
+        let attempt = higher_ranked(move |conn: &mut DB::Connection, batch: &mut Batch| {
             let f = f.clone();
             let tx = tx.clone();
             Box::pin(async move {
-                let result = f(conn).await;
+                let result = f(conn, batch).await;
                 Ran {
                     keep: result.is_ok(),
                     again: result.as_ref().is_err_and(StoreError::is_lost_conflict),
@@ -139,6 +165,7 @@ where
         let job = Job {
             attempt: Box::new(attempt),
             tries: 1,
+            order,
         };
         self.queue
             .send(job)
@@ -152,7 +179,7 @@ where
 /// Makes the compiler infer a job attempt's signature as generic over the connection's lifetime.
 fn higher_ranked<C, G>(attempt: G) -> G
 where
-    G: for<'c> FnMut(&'c mut C) -> BoxFuture<'c, Ran>,
+    G: for<'c> FnMut(&'c mut C, &'c mut Batch) -> BoxFuture<'c, Ran>,
 {
     attempt
 }
@@ -161,6 +188,7 @@ async fn run_writer<DB: Database>(
     pool: Pool<DB>,
     mut rx: mpsc::Receiver<Job<DB::Connection>>,
     begin: &'static str,
+    finish: Finish<DB::Connection>,
     commits: CommitMetrics,
 ) where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -180,8 +208,10 @@ async fn run_writer<DB: Database>(
                 }
             }
         }
+        // Named jobs first, by name (`None` sorts first, hence the flag); stable for the rest.
+        batch.sort_by(|a, b| (a.order.is_none(), &a.order).cmp(&(b.order.is_none(), &b.order)));
         let (jobs, started) = (batch.len(), Instant::now());
-        let done = commit_batch(&pool, std::mem::take(&mut batch), begin).await;
+        let done = commit_batch(&pool, std::mem::take(&mut batch), begin, finish).await;
         // Recorded before anyone is answered, so a scrape after a write always includes it.
         commits.observe(jobs, started.elapsed());
         for answer in done.answers {
@@ -206,6 +236,7 @@ async fn commit_batch<DB: Database>(
     pool: &Pool<DB>,
     jobs: Vec<Job<DB::Connection>>,
     begin: &'static str,
+    finish: Finish<DB::Connection>,
 ) -> Done<DB::Connection>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -230,10 +261,11 @@ where
     // Jobs that lost a deadlock, to run again, with the answer of the attempt set aside.
     let mut lost: Vec<(Job<DB::Connection>, Answer)> = Vec::new();
     let mut jobs = jobs.into_iter();
+    let mut shared = Batch::default();
     let outcome: Result<bool, sqlx::Error> = async {
         (&mut *conn).execute(begin).await?;
         for mut job in jobs.by_ref() {
-            let ran = (job.attempt)(&mut *conn).await;
+            let ran = (job.attempt)(&mut *conn, &mut shared).await;
             if ran.keep {
                 kept.push((job, ran.answer));
                 continue;
@@ -248,6 +280,7 @@ where
             (&mut *conn).execute("ROLLBACK").await?;
             return Ok(false);
         }
+        finish(&mut *conn, &mut shared).await?;
         (&mut *conn).execute("COMMIT").await?;
         Ok(true)
     }
