@@ -64,38 +64,47 @@ macro_rules! append_entries {
                     }
                 }
             };
+            // The chain's new entries, hashed in order, then stored by one statement per chunk
+            // (a statement is a round trip, or a hand-off to SQLite's connection thread).
+            let mut rows = Vec::new();
             while let Some(ev) = events.next_if(|e| e.chain == chain) {
                 seq += 1;
                 let hash = ev.hash(seq, &prev_hash);
-                sqlx::query(
+                rows.push((ev, seq, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+            }
+            for chunk in rows.chunks($crate::store::sql::audit::INSERT_CHUNK) {
+                let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO audit_entries (chain, seq, at, kind, actor, secret_name, secret_version, \
-                                                run_id, step_id, host, outcome, subject, detail, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                )
-                .bind(&ev.chain)
-                .bind(seq)
-                .bind(ev.at)
-                .bind(&ev.kind)
-                .bind(&ev.actor)
-                .bind(&ev.secret_name)
-                .bind(ev.secret_version)
-                .bind(&ev.run_id)
-                .bind(&ev.step_id)
-                .bind(&ev.host)
-                .bind(&ev.outcome)
-                .bind(&ev.subject)
-                .bind(&ev.detail)
-                .bind(&prev_hash)
-                .bind(&hash)
-                .execute(&mut *$conn)
-                .await?;
-                prev_hash = hash;
+                                                run_id, step_id, host, outcome, subject, detail, prev_hash, hash) ",
+                );
+                insert.push_values(chunk, |mut row, (ev, seq, prev, hash)| {
+                    row.push_bind(&ev.chain)
+                        .push_bind(*seq)
+                        .push_bind(ev.at)
+                        .push_bind(&ev.kind)
+                        .push_bind(&ev.actor)
+                        .push_bind(&ev.secret_name)
+                        .push_bind(ev.secret_version)
+                        .push_bind(&ev.run_id)
+                        .push_bind(&ev.step_id)
+                        .push_bind(&ev.host)
+                        .push_bind(&ev.outcome)
+                        .push_bind(&ev.subject)
+                        .push_bind(&ev.detail)
+                        .push_bind(prev)
+                        .push_bind(hash);
+                });
+                insert.build().execute(&mut *$conn).await?;
             }
             heads.insert(chain, (seq, prev_hash));
         }
     }};
 }
 pub(crate) use append_entries;
+
+/// Entries per insert statement: 15 parameters each, well under either backend's limit on
+/// parameters per statement (SQLite 32,766, PostgreSQL 65,535).
+pub(crate) const INSERT_CHUNK: usize = 200;
 
 /// Stores the heads [`append_entries!`] moved (`$heads`, chain -> (seq, hash)) on `$conn`, inside
 /// the same transaction. Uses `?` on sqlx errors.
