@@ -30,13 +30,21 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 const NOW: i64 = 1_800_000_000_000;
 const LEASE_MS: i64 = 30_000;
 
+/// `storage_tests!(a, b; with_url: c)`: `a` and `b` take the store, `c` also the database URL
+/// (to check rows over a connection of its own).
 macro_rules! storage_tests {
-    ($($name:ident),+ $(,)?) => {
+    ($($name:ident),+ $(,)?; with_url: $($url_name:ident),+ $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     crate::on_sqlite(crate::$name).await;
+                }
+            )+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $url_name() {
+                    crate::on_sqlite_url(crate::$url_name).await;
                 }
             )+
         }
@@ -45,6 +53,12 @@ macro_rules! storage_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     crate::on_postgres(crate::$name).await;
+                }
+            )+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $url_name() {
+                    crate::on_postgres_url(crate::$url_name).await;
                 }
             )+
         }
@@ -85,7 +99,11 @@ storage_tests!(
     a_run_whose_worker_keeps_dying_is_failed_after_the_attempt_limit,
     users_memberships_and_sessions_keep_to_their_workspace_and_expiry,
     concurrent_audit_appends_keep_every_chain_unbroken,
-    step_outcome_entries_are_kept_even_when_the_lease_was_lost,
+    step_outcome_entries_are_kept_even_when_the_lease_was_lost;
+    with_url:
+    run_totals_stay_exact_through_every_transition,
+    concurrent_run_ends_keep_the_totals_exact,
+    the_run_counts_migration_counts_the_runs_that_ended_before_it,
 );
 
 #[test]
@@ -114,13 +132,25 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    on_sqlite_url(|store, _url| test(store)).await;
+}
+
+async fn on_sqlite_url<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn Store>, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let store = sealflow::store::open(&url).await.expect("open SQLite store");
-    assert_eq!(store.backend(), "sqlite");
-    tokio::time::timeout(TEST_TIMEOUT, test(store))
+    tokio::time::timeout(TEST_TIMEOUT, test(open_store(&url, "sqlite").await, url))
         .await
         .expect("storage test timed out");
+}
+
+async fn open_store(url: &str, backend: &str) -> Arc<dyn Store> {
+    let store = sealflow::store::open(url).await.expect("open store");
+    assert_eq!(store.backend(), backend);
+    store
 }
 
 /// The server URL, or None when PostgreSQL is explicitly skipped; panics when it is merely unset.
@@ -159,10 +189,17 @@ where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: Future<Output = ()>,
 {
+    on_postgres_url(|store, _url| test(store)).await;
+}
+
+async fn on_postgres_url<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn Store>, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     in_postgres_database(|url| async move {
-        let store = sealflow::store::open(&url).await.expect("open PostgreSQL store");
-        assert_eq!(store.backend(), "postgres");
-        test(store).await;
+        let store = open_store(&url, "postgres").await;
+        test(store, url).await;
     })
     .await;
 }
@@ -2117,4 +2154,411 @@ async fn step_outcome_entries_are_kept_even_when_the_lease_was_lost(store: Arc<d
         .collect();
     assert_eq!(steps, [Some("a".to_owned()), Some("b".to_owned())]);
     assert_chain(&store, &ws, 2).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run totals (counted as runs end, not by walking the history)
+
+/// A connection of the test's own to the store's database, to count rows behind its back.
+enum Raw {
+    Sqlite(sqlx::SqliteConnection),
+    Pg(PgConnection),
+}
+
+impl Raw {
+    async fn connect(url: &str) -> Raw {
+        if url.starts_with("sqlite:") {
+            Raw::Sqlite(
+                sqlx::SqliteConnection::connect(url)
+                    .await
+                    .expect("raw SQLite connection"),
+            )
+        } else {
+            Raw::Pg(
+                PgConnection::connect(url)
+                    .await
+                    .expect("raw PostgreSQL connection"),
+            )
+        }
+    }
+
+    /// One BIGINT from `sql` with `binds` as `$1…`.
+    async fn scalar(&mut self, sql: &str, binds: &[&str]) -> i64 {
+        macro_rules! run {
+            ($conn:expr) => {{
+                let mut q = sqlx::query_scalar::<_, i64>(sql);
+                for b in binds {
+                    q = q.bind(*b);
+                }
+                q.fetch_one(&mut *$conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }};
+        }
+        match self {
+            Raw::Sqlite(c) => run!(c),
+            Raw::Pg(c) => run!(c),
+        }
+    }
+
+    async fn execute(&mut self, sql: &str) {
+        match self {
+            Raw::Sqlite(c) => c.execute(sql).await.map(drop),
+            Raw::Pg(c) => c.execute(sql).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+const RUN_STATUSES: [&str; 5] = ["queued", "running", "completed", "failed", "cancelled"];
+
+/// For every filter the run list takes (none, workflow, status, both), the `total` equals a
+/// real `COUNT(*)` of the rows, and the `run_counts` counters of each final status equal the
+/// finished rows they stand for. Returns the workspace's unfiltered total.
+async fn assert_totals(store: &Arc<dyn Store>, url: &str, ws: &str, workflows: &[&str], when: &str) -> i64 {
+    let mut raw = Raw::connect(url).await;
+    let workflow_filters = std::iter::once(None).chain(workflows.iter().map(|w| Some(*w)));
+    for wf in workflow_filters {
+        for status in std::iter::once(None).chain(RUN_STATUSES.iter().map(|s| Some(*s))) {
+            let mut filter = String::from("workspace_id = $1");
+            let mut binds = vec![ws];
+            for (column, value) in [("workflow_id", wf), ("status", status)] {
+                if let Some(v) = value {
+                    binds.push(v);
+                    filter.push_str(&format!(" AND {column} = ${}", binds.len()));
+                }
+            }
+            let rows = raw
+                .scalar(&format!("SELECT COUNT(*) FROM runs WHERE {filter}"), &binds)
+                .await;
+            let (_, total) = store
+                .list_runs(ws, wf, status, PageRequest { offset: 0, limit: 1 })
+                .await
+                .unwrap();
+            assert_eq!(
+                total, rows,
+                "{when}: total for workflow {wf:?}, status {status:?}"
+            );
+            if let Some(s @ ("completed" | "failed" | "cancelled")) = status {
+                let counted = raw
+                    .scalar(
+                        &format!("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM run_counts WHERE {filter}"),
+                        &binds,
+                    )
+                    .await;
+                assert_eq!(counted, rows, "{when}: counter for workflow {wf:?}, status {s}");
+            }
+        }
+    }
+    store.list_runs(ws, None, None, ALL).await.unwrap().1
+}
+
+async fn run_totals_stay_exact_through_every_transition(store: Arc<dyn Store>, url: String) {
+    let ws = workspace(&store, "acme").await;
+    let other = workspace(&store, "globex").await;
+    let (a, b) = (workflow(&ws, "a", "active"), workflow(&ws, "b", "active"));
+    store.insert_workflow(&a).await.unwrap();
+    store.insert_workflow(&b).await.unwrap();
+    let wfs = [a.id.as_str(), b.id.as_str()];
+    let status_of = |id: String| {
+        let (store, ws) = (store.clone(), ws.clone());
+        async move { store.get_run(&ws, &id).await.unwrap().unwrap().status }
+    };
+
+    // Queued: three of a, two of b, and one of a's id in another workspace (kept apart).
+    let queued: Vec<RunRecord> = [&a.id, &a.id, &a.id, &b.id, &b.id]
+        .iter()
+        .map(|wf| run(&ws, wf, None, NOW))
+        .collect();
+    for r in &queued {
+        store.insert_run(r, 0).await.unwrap();
+    }
+    // Never due in this test: SQLite numbers `seq` per workspace, so a run of another workspace
+    // due at the same time would tie with ours for the claim.
+    let later = NOW + 10_000_000;
+    store
+        .insert_run(&run(&other, &a.id, None, later), 0)
+        .await
+        .unwrap();
+    assert_eq!(assert_totals(&store, &url, &ws, &wfs, "queued").await, 5);
+    assert_eq!(assert_totals(&store, &url, &other, &wfs, "other queued").await, 1);
+
+    // Claimed, then completed.
+    let first = store.claim_run("w1", NOW, LEASE_MS).await.unwrap().unwrap();
+    assert_eq!(first.id, queued[0].id);
+    assert_totals(&store, &url, &ws, &wfs, "claimed").await;
+    assert!(store
+        .finish_run(&first.id, "w1", "completed", None, NOW + 1)
+        .await
+        .unwrap());
+    assert_totals(&store, &url, &ws, &wfs, "completed").await;
+
+    // Failed with its last step, in one write.
+    let second = store.claim_run("w2", NOW, LEASE_MS).await.unwrap().unwrap();
+    let end = RunEnd {
+        status: "failed",
+        error: Some("boom"),
+        at_ms: NOW + 2,
+    };
+    assert!(store
+        .save_steps(&second.id, "w2", &[step(0, "failed")], 1, Some(end))
+        .await
+        .unwrap());
+    assert_eq!(status_of(second.id.clone()).await, "failed");
+    assert_totals(&store, &url, &ws, &wfs, "failed").await;
+
+    // Cancelled while running, then cancelled again and finished by its lost worker: counted once.
+    let third = store.claim_run("w3", NOW, LEASE_MS).await.unwrap().unwrap();
+    assert!(matches!(
+        store.cancel_run(&ws, &third.id, NOW + 3).await.unwrap(),
+        CancelRun::Cancelled
+    ));
+    assert_totals(&store, &url, &ws, &wfs, "cancelled running").await;
+    assert!(matches!(
+        store.cancel_run(&ws, &third.id, NOW + 4).await.unwrap(),
+        CancelRun::AlreadyFinished(_)
+    ));
+    assert!(!store
+        .finish_run(&third.id, "w3", "completed", None, NOW + 4)
+        .await
+        .unwrap());
+    assert_eq!(status_of(third.id.clone()).await, "cancelled");
+    assert_totals(&store, &url, &ws, &wfs, "cancelled twice").await;
+
+    // Cancelled while queued.
+    assert!(matches!(
+        store.cancel_run(&ws, &queued[3].id, NOW + 5).await.unwrap(),
+        CancelRun::Cancelled
+    ));
+    assert_totals(&store, &url, &ws, &wfs, "cancelled queued").await;
+
+    // Failed by the attempt limit inside a claim (due earliest, so it is claimed first).
+    let doomed = run(&ws, &b.id, None, NOW - 1_000);
+    store.insert_run(&doomed, 0).await.unwrap();
+    let mut at = NOW;
+    for attempt in 1..=StoreOptions::default().max_run_attempts {
+        let claimed = store
+            .claim_run(&format!("d{attempt}"), at, LEASE_MS)
+            .await
+            .unwrap();
+        assert_eq!(claimed.map(|r| r.id), Some(doomed.id.clone()));
+        at += LEASE_MS + 1;
+    }
+    let next = store.claim_run("d-last", at, LEASE_MS).await.unwrap();
+    assert_eq!(
+        next.map(|r| r.id),
+        Some(queued[4].id.clone()),
+        "the doomed run is failed instead"
+    );
+    assert_eq!(status_of(doomed.id.clone()).await, "failed");
+    assert_totals(&store, &url, &ws, &wfs, "attempt limit").await;
+
+    // Inserted already claimed, then completed; and a schedule's run.
+    let claimed = run(&ws, &a.id, None, at);
+    store
+        .insert_claimed_run(&claimed, 0, Some(("w4", at + LEASE_MS)))
+        .await
+        .unwrap();
+    assert_totals(&store, &url, &ws, &wfs, "inserted claimed").await;
+    assert!(store
+        .finish_run(&claimed.id, "w4", "completed", None, at + 1)
+        .await
+        .unwrap());
+    let scheduled = run(&ws, &b.id, None, at);
+    assert!(store.insert_scheduled_run(&scheduled, at).await.unwrap());
+    assert_eq!(
+        assert_totals(&store, &url, &ws, &wfs, "claimed and scheduled").await,
+        8
+    );
+
+    // Deleting a workflow keeps its runs (their history stays listed), so their totals stay.
+    assert!(store.delete_workflow(&ws, &a.id).await.unwrap());
+    assert_eq!(
+        assert_totals(&store, &url, &ws, &wfs, "workflow deleted").await,
+        8
+    );
+    assert_eq!(
+        assert_totals(&store, &url, &other, &wfs, "other at the end").await,
+        1
+    );
+    for (status, n) in [("completed", 2), ("failed", 2), ("cancelled", 2)] {
+        let (_, total) = store.list_runs(&ws, None, Some(status), ALL).await.unwrap();
+        assert_eq!(total, n, "{status}");
+    }
+
+    // Rows written behind the store's back are counted too (the counters are kept by the
+    // database): a deleted finished run and a deleted queued one, a finished run imported, a
+    // status corrected from one final status to another.
+    let mut raw = Raw::connect(&url).await;
+    raw.execute(&format!(
+        "DELETE FROM runs WHERE id IN ('{}', '{}')",
+        first.id, scheduled.id
+    ))
+    .await;
+    assert_eq!(assert_totals(&store, &url, &ws, &wfs, "deleted").await, 6);
+    raw.execute(&format!(
+        "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
+                           status, trigger_type, input_json, wake_at, created_at, seq) \
+         VALUES ('run_imported', '{ws}', '{}', 'b', 1, '{{}}', 'completed', 'manual', '{{}}', 0, 0, 1000)",
+        b.id
+    ))
+    .await;
+    raw.execute(&format!(
+        "UPDATE runs SET status = 'completed' WHERE id = '{}'",
+        second.id
+    ))
+    .await;
+    assert_eq!(
+        assert_totals(&store, &url, &ws, &wfs, "imported and corrected").await,
+        7
+    );
+    let (_, completed) = store.list_runs(&ws, None, Some("completed"), ALL).await.unwrap();
+    assert_eq!(completed, 3);
+}
+
+async fn concurrent_run_ends_keep_the_totals_exact(store: Arc<dyn Store>, url: String) {
+    let ws = workspace(&store, "acme").await;
+    let wf = workflow(&ws, "hot", "active");
+    store.insert_workflow(&wf).await.unwrap();
+    // Several tasks end runs of one workflow at once: on PostgreSQL their transactions overlap
+    // and add to the same counters.
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let (store, ws, wf_id) = (store.clone(), ws.clone(), wf.id.clone());
+            tokio::spawn(async move {
+                for i in 0..15 {
+                    let r = run(&ws, &wf_id, None, NOW);
+                    let owner = format!("t{t}");
+                    store
+                        .insert_claimed_run(&r, 0, Some((&owner, NOW + LEASE_MS)))
+                        .await
+                        .unwrap();
+                    match i % 3 {
+                        0 => assert!(store
+                            .finish_run(&r.id, &owner, "completed", None, NOW)
+                            .await
+                            .unwrap()),
+                        1 => assert!(store
+                            .finish_run(&r.id, &owner, "failed", Some("boom"), NOW)
+                            .await
+                            .unwrap()),
+                        _ => assert!(matches!(
+                            store.cancel_run(&ws, &r.id, NOW).await.unwrap(),
+                            CancelRun::Cancelled
+                        )),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        assert_totals(&store, &url, &ws, &[wf.id.as_str()], "after concurrent ends").await,
+        120
+    );
+    for status in ["completed", "failed", "cancelled"] {
+        let (_, total) = store
+            .list_runs(&ws, Some(&wf.id), Some(status), ALL)
+            .await
+            .unwrap();
+        assert_eq!(total, 40, "{status}");
+    }
+}
+
+/// Opens an older database (migrated up to 0011, runs written by a version without counters) and
+/// checks that the store's migration counts its finished runs.
+async fn the_run_counts_migration_counts_the_runs_that_ended_before_it(store: Arc<dyn Store>, url: String) {
+    drop(store);
+    // A second database of the same backend, at the state before the counters.
+    let old = |old_url: String| async move {
+        let backend = if old_url.starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut before = sqlx::migrate::Migrator::new(dir).await.expect("read migrations");
+        let kept: Vec<_> = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 12)
+            .cloned()
+            .collect();
+        assert!(before.migrations.len() > kept.len(), "0012 exists");
+        before.migrations = kept.into();
+        let mut raw = Raw::connect(&old_url).await;
+        match &mut raw {
+            Raw::Sqlite(c) => before.run(c).await,
+            Raw::Pg(c) => before.run(c).await,
+        }
+        .expect("migrate to 0011");
+        raw.execute(
+            "INSERT INTO workspaces (id, slug, created_at) VALUES ('ws_1', 'one', 0), ('ws_2', 'two', 0)",
+        )
+        .await;
+        let mut seq = 0;
+        let mut rows = Vec::new();
+        for (ws, wf, status, n) in [
+            ("ws_1", "wf_a", "completed", 5),
+            ("ws_1", "wf_a", "failed", 2),
+            ("ws_1", "wf_a", "running", 1),
+            ("ws_1", "wf_b", "cancelled", 3),
+            ("ws_1", "wf_b", "queued", 2),
+            ("ws_2", "wf_a", "completed", 4),
+        ] {
+            for _ in 0..n {
+                seq += 1;
+                rows.push(format!(
+                    "('run_{seq}', '{ws}', '{wf}', 'old', 1, '{{}}', '{status}', 'manual', '{{}}', 0, 0, {seq})"
+                ));
+            }
+        }
+        raw.execute(&format!(
+            "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
+                               status, trigger_type, input_json, wake_at, created_at, seq) VALUES {}",
+            rows.join(", ")
+        ))
+        .await;
+        drop(raw);
+        let store = open_store(&old_url, backend).await;
+        assert_eq!(
+            assert_totals(&store, &old_url, "ws_1", &["wf_a", "wf_b"], "backfilled").await,
+            13
+        );
+        assert_eq!(
+            assert_totals(&store, &old_url, "ws_2", &["wf_a", "wf_b"], "backfilled").await,
+            4
+        );
+        // The backfilled counters go on counting.
+        // (The one running run, its lease long gone, is the first due.)
+        let claimed = store.claim_run("w", NOW, LEASE_MS).await.unwrap().unwrap();
+        assert_eq!(
+            (claimed.workspace_id.as_str(), claimed.status.as_str()),
+            ("ws_1", "running")
+        );
+        assert!(store
+            .finish_run(&claimed.id, "w", "completed", None, NOW)
+            .await
+            .unwrap());
+        assert_totals(&store, &old_url, "ws_1", &["wf_a", "wf_b"], "after a new end").await;
+        let (_, total) = store
+            .list_runs("ws_1", None, Some("completed"), ALL)
+            .await
+            .unwrap();
+        assert_eq!(total, 6);
+    };
+    if url.starts_with("sqlite:") {
+        let dir = tempfile::tempdir().expect("temp dir");
+        old(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("old.db").display()
+        ))
+        .await;
+    } else {
+        in_postgres_database(old).await;
+    }
 }

@@ -93,7 +93,8 @@ macro_rules! count_hit {
 /// `NOTIFY` statement before the commit, delivered when it lands). The payload is the run id,
 /// then a space and the lease owner when a worker ended the run: that worker's instance
 /// announces the end in process, with the committed record, and skips its own notification
-/// (see `engine::mod`).
+/// (see `engine::mod`). The end is counted for the run list's `total` by the triggers of
+/// `0012_run_counts.sql`.
 macro_rules! notify_ended {
     ($pg:expr, $batch:ident, $payload:expr) => {
         if $pg {
@@ -194,7 +195,15 @@ impl RunRepo for SqlStore {
                AND seq <= (SELECT seq FROM runs WHERE {filter} ORDER BY seq DESC LIMIT 1 OFFSET ${offset}) \
              ORDER BY seq DESC LIMIT ${limit}"
         );
-        let count = format!("SELECT COUNT(*) FROM runs WHERE {filter}");
+        // The exact total without walking the history: the finished runs are counted as they
+        // end, by triggers (`run_counts`, see `0012_run_counts.sql`), the unfinished ones live
+        // from `runs_active_idx`, a range of the runs in flight. One statement, so both halves
+        // read one snapshot; a status filter simply finds nothing on the other half.
+        // PostgreSQL's SUM of a BIGINT is NUMERIC, hence the cast.
+        let count = format!(
+            "SELECT CAST((SELECT COALESCE(SUM(n), 0) FROM run_counts WHERE {filter}) AS BIGINT) \
+                    + (SELECT COUNT(*) FROM runs WHERE {filter} AND status IN ('queued', 'running'))"
+        );
         on_db!(self, |pool| {
             let mut rows = sqlx::query(&list).bind(workspace_id);
             let mut total = sqlx::query_scalar(&count).bind(workspace_id);

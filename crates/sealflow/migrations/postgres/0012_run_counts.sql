@@ -1,0 +1,75 @@
+-- PostgreSQL twin of migrations/sqlite/0012_run_counts.sql.
+--
+-- Exact run totals without counting the history (`GET /api/workflows/runs` returns `total`).
+-- Same tables, columns, index and trigger names in the SQLite and PostgreSQL folders.
+--
+-- The finished runs (completed, failed, cancelled) are counted in `run_counts` by triggers on
+-- `runs`, in the statement that ends, inserts or deletes a run, so a total is exact in every
+-- snapshot whoever wrote the row: this version, an older instance still running during a rolling
+-- upgrade, an import, a manual fix. The unfinished runs (queued, running) are few and counted
+-- live from `runs_active_idx`. A total is the sum of the matching counters plus the live count of
+-- the matching unfinished runs (`list_runs` in store/sql/runs.rs).
+--
+-- `shard`: on PostgreSQL every end of one workflow's runs would update the same row and wait for
+-- the transaction holding it; each end adds to one of 8 shards instead (from a hash of the run
+-- id), and a total sums them. SQLite has one writer anyway and always uses shard 0.
+
+-- Other instances keep writing runs while this migrates: hold their writes until the triggers
+-- exist, so no run ends between the count below and the triggers (reads go on).
+LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE;
+
+CREATE TABLE run_counts (
+    workspace_id  TEXT    NOT NULL,
+    workflow_id   TEXT    NOT NULL,
+    status        TEXT    NOT NULL CHECK (status IN ('completed', 'failed', 'cancelled')),
+    shard         BIGINT  NOT NULL,
+    n             BIGINT  NOT NULL,
+    CONSTRAINT run_counts_pkey PRIMARY KEY (workspace_id, workflow_id, status, shard)
+);
+
+-- The runs that ended before this migration.
+INSERT INTO run_counts (workspace_id, workflow_id, status, shard, n)
+SELECT workspace_id, workflow_id, status, 0, COUNT(*) FROM runs
+WHERE status IN ('completed', 'failed', 'cancelled')
+GROUP BY workspace_id, workflow_id, status;
+
+-- -1 for the row's old final status, +1 for its new one (a shard may go negative: only the sum
+-- over the shards means something).
+CREATE FUNCTION runs_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        IF OLD.status IN ('completed', 'failed', 'cancelled') THEN
+            INSERT INTO run_counts (workspace_id, workflow_id, status, shard, n)
+            VALUES (OLD.workspace_id, OLD.workflow_id, OLD.status, hashtext(OLD.id) & 7, -1)
+            ON CONFLICT (workspace_id, workflow_id, status, shard) DO UPDATE SET n = run_counts.n + excluded.n;
+        END IF;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        IF NEW.status IN ('completed', 'failed', 'cancelled') THEN
+            INSERT INTO run_counts (workspace_id, workflow_id, status, shard, n)
+            VALUES (NEW.workspace_id, NEW.workflow_id, NEW.status, hashtext(NEW.id) & 7, 1)
+            ON CONFLICT (workspace_id, workflow_id, status, shard) DO UPDATE SET n = run_counts.n + excluded.n;
+        END IF;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER runs_count_insert AFTER INSERT ON runs FOR EACH ROW
+WHEN (NEW.status IN ('completed', 'failed', 'cancelled'))
+EXECUTE FUNCTION runs_count();
+
+-- Fires only when the status really changes to or from a final one: the step writes that set
+-- `status = COALESCE(…, status)` cost one comparison, no function call.
+CREATE TRIGGER runs_count_update AFTER UPDATE OF status ON runs FOR EACH ROW
+WHEN (OLD.status IS DISTINCT FROM NEW.status
+      AND (OLD.status IN ('completed', 'failed', 'cancelled') OR NEW.status IN ('completed', 'failed', 'cancelled')))
+EXECUTE FUNCTION runs_count();
+
+CREATE TRIGGER runs_count_delete AFTER DELETE ON runs FOR EACH ROW
+WHEN (OLD.status IN ('completed', 'failed', 'cancelled'))
+EXECUTE FUNCTION runs_count();
+
+-- The unfinished runs only, with every column a total filters on, so their live count reads this
+-- small index alone (never a row, never the finished history).
+CREATE INDEX runs_active_idx ON runs (workspace_id, workflow_id, status) WHERE status IN ('queued', 'running');
