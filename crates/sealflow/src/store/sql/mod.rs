@@ -43,6 +43,8 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postg
 /// keep it well under the server's `max_connections`.
 const PG_POOL_SIZE: u32 = 10;
 const SQLITE_READERS: u32 = 8;
+/// Page cache per SQLite reader connection (`PRAGMA cache_size`; negative: KiB), see `open_sqlite`.
+const READER_CACHE_KIB: &str = "-1024";
 /// The channel run ends are announced on (PostgreSQL `NOTIFY`, payload: the run id).
 pub(crate) const RUN_ENDED_CHANNEL: &str = "sealflow_run_ended";
 
@@ -183,11 +185,14 @@ impl SqlStore {
                 source,
             })?;
         }
-        // Readers never write on the hot path, so they need no pre-acquire ping either.
+        // Readers never write on the hot path, so they need no pre-acquire ping either. Each
+        // connection keeps its own page cache, which a large history fills: at SQLite's default
+        // (2 MB) the readers alone held 16 MB more with 1,000,000 runs. 1 MiB still keeps the
+        // inner pages of the indexes a read walks; a leaf missed is a read from the OS's cache.
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
             .test_before_acquire(false)
-            .connect_with(connect.clone())
+            .connect_with(connect.clone().pragma("cache_size", READER_CACHE_KIB))
             .await?;
         SQLITE_MIGRATOR.run(&pool).await?;
         // One writer connection: SQLite has one writer at a time anyway, and owning it means no
