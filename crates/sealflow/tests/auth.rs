@@ -397,3 +397,39 @@ async fn keys_api_shows_a_key_once_keeps_only_a_preview_and_caps_roles() {
     );
     assert_eq!(status_with(&app, Some(&format!("Bearer {key}"))).await.0, 401);
 }
+
+#[tokio::test]
+async fn every_use_of_an_api_key_is_counted_under_concurrent_requests() {
+    let app = TestApp::spawn().await;
+    let member = app.api_key("acme", Role::Member).await;
+    // Uses are added up per key while a write is under way; none may be lost or counted twice.
+    let requests = (0..300).map(|_| app.get(SECRETS, &member));
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let counted = || async {
+        let (_, keys) = app.get("/api/keys", &app.admin_key).await;
+        let member_key = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["role"] == "member")
+            .cloned()
+            .unwrap();
+        (
+            member_key["total_requests"].as_i64().unwrap(),
+            member_key["last_used"].clone(),
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (mut total, mut last_used) = counted().await;
+    while total < 300 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        (total, last_used) = counted().await;
+    }
+    assert_eq!(total, 300);
+    assert!(last_used.is_string(), "last use recorded: {last_used}");
+    // Written a moment later still: nothing more is counted than was used.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(counted().await.0, 300);
+}

@@ -584,13 +584,13 @@ async fn api_keys_are_found_by_hash_until_revoked_or_deleted(store: Arc<dyn Stor
     );
     assert!(store.find_active_api_key("hash-2").await.unwrap().is_none());
 
-    store.touch_api_key(&key.id, NOW + 10).await.unwrap();
-    store.touch_api_key(&key.id, NOW + 20).await.unwrap();
+    store.touch_api_key(&key.id, 1, NOW + 10).await.unwrap();
+    store.touch_api_key(&key.id, 3, NOW + 20).await.unwrap();
     let listed = store.list_api_keys(&ws).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].total_requests, listed[0].last_used),
-        (2, Some(NOW + 20))
+        (4, Some(NOW + 20))
     );
     assert!(store.list_api_keys(&other_ws).await.unwrap().is_empty());
 

@@ -90,8 +90,8 @@ pub trait ApiKeyRepo {
     async fn insert_api_key(&self, key: &ApiKeyRecord, actor: &str) -> StoreResult<()>;
     /// The key with this SHA-256 hash, if it exists and is not revoked.
     async fn find_active_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
-    /// Counts a use of the key.
-    async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()>;
+    /// Counts `uses` uses of the key, the latest at `at_ms`.
+    async fn touch_api_key(&self, id: &str, uses: i64, at_ms: i64) -> StoreResult<()>;
     async fn list_api_keys(&self, workspace_id: &str) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Marks the key revoked; false if the workspace has no such key.
     async fn revoke_api_key(

@@ -85,9 +85,9 @@ impl ApiKeyRepo for SqlStore {
         })
     }
 
-    async fn touch_api_key(&self, id: &str, at_ms: i64) -> StoreResult<()> {
+    async fn touch_api_key(&self, id: &str, uses: i64, at_ms: i64) -> StoreResult<()> {
         const TOUCH: &str =
-            "UPDATE api_keys SET last_used = $2, total_requests = total_requests + 1 WHERE id = $1";
+            "UPDATE api_keys SET last_used = $2, total_requests = total_requests + $3 WHERE id = $1";
         let id = id.to_owned();
         match &self.db {
             // SQLite: through the writer, so the count shares the group commit of every request.
@@ -95,6 +95,7 @@ impl ApiKeyRepo for SqlStore {
                 sqlx::query(TOUCH)
                     .bind(&id)
                     .bind(at_ms)
+                    .bind(uses)
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
@@ -104,7 +105,12 @@ impl ApiKeyRepo for SqlStore {
             // taken in no fixed order with the batch's other rows, which deadlocked two
             // instances' batches against each other and against the charge.
             Db::Pg(b) => {
-                sqlx::query(TOUCH).bind(&id).bind(at_ms).execute(&b.pool).await?;
+                sqlx::query(TOUCH)
+                    .bind(&id)
+                    .bind(at_ms)
+                    .bind(uses)
+                    .execute(&b.pool)
+                    .await?;
                 Ok(())
             }
         }
