@@ -2414,6 +2414,27 @@ async fn run_totals_stay_exact_through_every_transition(store: Arc<dyn Store>, u
     );
     let (_, completed) = store.list_runs(&ws, None, Some("completed"), ALL).await.unwrap();
     assert_eq!(completed, 3);
+
+    // Many rows in one statement: an import across both workflows and statuses, then a purge.
+    let rows: Vec<String> = (0..600)
+        .map(|i| {
+            let (wf, status) = (wfs[i % 2], ["completed", "failed", "cancelled", "queued"][i % 4]);
+            format!(
+                "('run_bulk{i}', '{ws}', '{wf}', 'x', 1, '{{}}', '{status}', 'manual', '{{}}', 0, 0, {})",
+                2000 + i
+            )
+        })
+        .collect();
+    raw.execute(&format!(
+        "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
+                           status, trigger_type, input_json, wake_at, created_at, seq) VALUES {}",
+        rows.join(", ")
+    ))
+    .await;
+    assert_eq!(assert_totals(&store, &url, &ws, &wfs, "bulk import").await, 607);
+    raw.execute("DELETE FROM runs WHERE id LIKE 'run_bulk%' AND seq % 3 <> 0")
+        .await;
+    assert_eq!(assert_totals(&store, &url, &ws, &wfs, "bulk purge").await, 207);
 }
 
 async fn concurrent_run_ends_keep_the_totals_exact(store: Arc<dyn Store>, url: String) {
