@@ -10,9 +10,13 @@
 -- live from `runs_active_idx`. A total is the sum of the matching counters plus the live count of
 -- the matching unfinished runs (`list_runs` in store/sql/runs.rs).
 --
--- `shard`: on PostgreSQL every end of one workflow's runs would update the same row and wait for
--- the transaction holding it; each end adds to one of 8 shards instead (from a hash of the run
--- id), and a total sums them. SQLite has one writer anyway and always uses shard 0.
+-- `shard`: on PostgreSQL every end of one workflow's runs would update the same row, held until
+-- the writing batch commits and taken in no fixed order with the batch's other rows, so two
+-- instances' batches would wait on and deadlock over it. A status change adds to the shard of the
+-- connection writing it (its backend pid modulo 16): each instance's writer has its own row, and
+-- two instances share one only when their pids collide (then a deadlock is possible, and the job
+-- that lost runs again, see `writer.rs`). A total sums the shards. SQLite has one writer anyway and
+-- always uses shard 0, as bulk inserts and deletes (counted once per statement) do.
 
 -- Other instances keep writing runs while this migrates: hold their writes until the triggers
 -- exist, so no run ends between the count below and the triggers (reads go on).
@@ -39,12 +43,12 @@ CREATE FUNCTION runs_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.status IN ('completed', 'failed', 'cancelled') THEN
         INSERT INTO run_counts (workspace_id, workflow_id, status, shard, n)
-        VALUES (OLD.workspace_id, OLD.workflow_id, OLD.status, hashtext(OLD.id) & 7, -1)
+        VALUES (OLD.workspace_id, OLD.workflow_id, OLD.status, pg_backend_pid() % 16, -1)
         ON CONFLICT (workspace_id, workflow_id, status, shard) DO UPDATE SET n = run_counts.n + excluded.n;
     END IF;
     IF NEW.status IN ('completed', 'failed', 'cancelled') THEN
         INSERT INTO run_counts (workspace_id, workflow_id, status, shard, n)
-        VALUES (NEW.workspace_id, NEW.workflow_id, NEW.status, hashtext(NEW.id) & 7, 1)
+        VALUES (NEW.workspace_id, NEW.workflow_id, NEW.status, pg_backend_pid() % 16, 1)
         ON CONFLICT (workspace_id, workflow_id, status, shard) DO UPDATE SET n = run_counts.n + excluded.n;
     END IF;
     RETURN NULL;

@@ -8,9 +8,13 @@
 -- live from `runs_active_idx`. A total is the sum of the matching counters plus the live count of
 -- the matching unfinished runs (`list_runs` in store/sql/runs.rs).
 --
--- `shard`: on PostgreSQL every end of one workflow's runs would update the same row and wait for
--- the transaction holding it; each end adds to one of 8 shards instead (from a hash of the run
--- id), and a total sums them. SQLite has one writer anyway and always uses shard 0.
+-- `shard`: on PostgreSQL every end of one workflow's runs would update the same row, held until
+-- the writing batch commits and taken in no fixed order with the batch's other rows, so two
+-- instances' batches would wait on and deadlock over it. A status change adds to the shard of the
+-- connection writing it (its backend pid modulo 16): each instance's writer has its own row, and
+-- two instances share one only when their pids collide (then a deadlock is possible, and the job
+-- that lost runs again, see `writer.rs`). A total sums the shards. SQLite has one writer anyway and
+-- always uses shard 0, as bulk inserts and deletes (counted once per statement) do.
 CREATE TABLE run_counts (
     workspace_id  TEXT    NOT NULL,
     workflow_id   TEXT    NOT NULL,
