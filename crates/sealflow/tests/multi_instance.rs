@@ -100,6 +100,22 @@ async fn submit(client: &reqwest::Client, bases: &[String], key: &str, wf: &str,
         .await
 }
 
+/// The `total` of `GET /api/workflows/runs?{query}`.
+async fn total(client: &reqwest::Client, base: &str, key: &str, query: &str) -> i64 {
+    let list: Value = client
+        .get(format!("{base}/api/workflows/runs?limit=1&{query}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["total"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no total: {list}"))
+}
+
 /// Waits until every run in `ids` has finished; returns their statuses and errors.
 async fn wait_all(
     client: &reqwest::Client,
@@ -164,6 +180,20 @@ async fn two_instances_run_every_run_exactly_once_and_finish_a_killed_instances_
         (500, 500),
         "a run was executed twice or not at all"
     );
+    // Both instances ended runs, each counting them in its own counter shard: every instance's
+    // list totals them exactly.
+    for base in &bases {
+        for query in [
+            format!("workflow_id={wf}"),
+            format!("workflow_id={wf}&status=completed"),
+        ] {
+            assert_eq!(
+                total(&client, base, &fleet.key, &query).await,
+                500,
+                "{base} {query}"
+            );
+        }
+    }
 
     // Second batch against a slow receiver; kill one instance in the middle.
     let slow = Receiver::start().await;
@@ -183,6 +213,15 @@ async fn two_instances_run_every_run_exactly_once_and_finish_a_killed_instances_
             run["status"] == "completed"
                 || (run["status"] == "failed" && run["error"].as_str().is_some_and(|e| !e.is_empty())),
             "{id}: {run}"
+        );
+    }
+    for status in ["completed", "failed"] {
+        let ended = runs.values().filter(|r| r["status"] == status).count() as i64;
+        let query = format!("workflow_id={wf2}&status={status}");
+        assert_eq!(
+            total(&client, &survivor.base, &fleet.key, &query).await,
+            ended,
+            "{query}"
         );
     }
     let seen: HashSet<String> = slow.seen().iter().map(|r| r.delivery_id()).collect();
