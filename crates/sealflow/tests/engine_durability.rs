@@ -699,3 +699,74 @@ fn a_run_that_keeps_killing_its_worker_is_failed_after_the_attempt_limit() {
     let _ = workflow;
     last.stop();
 }
+
+/// A webhook caller that hangs up while its run is waiting in the writer's queue must not leave
+/// the run claimed by a worker that never starts it: the run is stored all the same, so it must
+/// also start at once, not when its lease (a minute here) runs out. The writer is held behind an
+/// outside `BEGIN IMMEDIATE` on the database file while the caller connects, sends and leaves.
+#[test]
+fn a_run_whose_caller_hung_up_before_it_was_stored_still_starts_at_once() {
+    use sqlx::{Connection, Executor};
+    use std::io::Write;
+    let rt = runtime();
+    let receiver = rt.block_on(Receiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let master_key = new_master_key();
+    let envs = [
+        ("SEALFLOW_MASTER_KEY", master_key.as_str()),
+        ("SEALFLOW_LEASE_MS", "60000"),
+        ("SEALFLOW_EGRESS_ALLOW", "127.0.0.1/32"),
+    ];
+    let key = admin_key(dir.path(), &master_key);
+    let server = KillableServer::start(dir.path(), &envs);
+    let api = Api::new(&server.base, &key);
+    rt.block_on(async {
+        let (status, wf) = api
+            .post(
+                "/api/workflows",
+                &json!({"name": "hangup", "status": "active", "trigger": {"type": "webhook"},
+                        "steps": [{"id": "notify", "type": "webhook",
+                                   "config": {"url": format!("{}/hook", receiver.base)}}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{wf}");
+        let url = wf["webhook_url"].as_str().expect("a webhook url");
+        let path = &url[url.find("/api/hooks/").expect("hook path")..];
+        let wf_id = wf["id"].as_str().unwrap().to_owned();
+
+        let db = format!("sqlite://{}", dir.path().join("sealflow.db").display());
+        let mut outside = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        outside.execute("BEGIN IMMEDIATE").await.unwrap();
+        let addr = server.base.trim_start_matches("http://").to_owned();
+        let mut caller = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            caller,
+            "POST {path}?wait=10 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 2\r\n\r\n{{}}"
+        )
+        .unwrap();
+        // The insert is queued behind the outside lock; the caller leaves.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        caller.shutdown(std::net::Shutdown::Both).unwrap();
+        drop(caller);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        outside.execute("ROLLBACK").await.unwrap();
+
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, runs) = api.get(&format!("/api/workflows/runs?workflow_id={wf_id}")).await;
+            assert_eq!(status, 200, "{runs}");
+            let list = runs["runs"].as_array().cloned().unwrap_or_default();
+            if list.len() == 1 && list[0]["status"] == "completed" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the run did not complete within 15 s of being stored (lease: 60 s): {runs}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(receiver.seen().len(), 1, "the step was delivered once");
+    drop(server);
+}

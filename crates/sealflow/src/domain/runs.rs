@@ -247,17 +247,51 @@ impl RunsService {
         // With a free local worker the run is inserted already claimed and handed straight to it
         // (one write, no polling); otherwise it is queued for whichever worker frees up first.
         let reservation = self.engine.reserve();
-        let claim = reservation.as_ref().map(|r| (r.owner.as_str(), r.lease_until));
         let now = run.created_at;
-        let hit = rate.map(|(bucket, limit)| RateHit {
-            bucket: bucket.as_str(),
-            window_start: window_of(now),
-            limit: *limit,
-        });
-        let inserted = self
-            .store
-            .insert_counted_run(&run, IDEMPOTENCY_TTL_MS, claim, hit)
-            .await;
+        // Registered before the insert (and so before the hand-off), so the end cannot be
+        // announced unheard; dropped again below if no run of ours was inserted.
+        let watch = (extra.watch && reservation.is_some()).then(|| self.engine.ends().watch(&run.id));
+        let handed = reservation.is_some();
+        // The insert and the hand-off run in their own task: a caller that hangs up while the
+        // insert is in the writer's queue must not leave a committed run claimed by a worker that
+        // never starts it (it would sit until its lease expired, 30 s by default).
+        let inserted = {
+            let (store, engine, run) = (self.store.clone(), self.engine.clone(), run.clone());
+            let hit = rate.map(|(bucket, limit)| (bucket.clone(), *limit));
+            tokio::spawn(async move {
+                let claim = reservation.as_ref().map(|r| (r.owner.as_str(), r.lease_until));
+                let hit = hit.as_ref().map(|(bucket, limit)| RateHit {
+                    bucket: bucket.as_str(),
+                    window_start: window_of(now),
+                    limit: *limit,
+                });
+                let inserted = store
+                    .insert_counted_run(&run, IDEMPOTENCY_TTL_MS, claim, hit)
+                    .await;
+                if let Ok((Some(InsertRun::Inserted), _)) = &inserted {
+                    engine.metrics().run_started(&run.trigger_type);
+                    match reservation {
+                        Some(reservation) => engine.hand_off(started(run), reservation),
+                        None => engine.wake(),
+                    }
+                }
+                inserted
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::store::StoreError::Commit(format!(
+                    "the insert task failed: {e}"
+                )))
+            })
+        };
+        let watch = match (&inserted, watch) {
+            (Ok((Some(InsertRun::Inserted), _)), watch) => watch,
+            (_, Some(watch)) => {
+                self.engine.ends().unwatch(&run.id, watch);
+                None
+            }
+            (_, None) => None,
+        };
         let (inserted, rate) = match inserted {
             Ok((inserted, hits)) => {
                 let rate = match (rate, hits) {
@@ -273,20 +307,8 @@ impl RunsService {
         };
         let outcome = match (inserted, rate) {
             (Ok(Some(InsertRun::Inserted)), Ok(rate)) => {
-                self.engine.metrics().run_started(&run.trigger_type);
-                let mut watch = None;
-                match reservation {
-                    Some(reservation) => {
-                        run.status = "running".into();
-                        run.started_at = Some(run.created_at);
-                        // Before the hand-off, so the end cannot be announced unheard.
-                        watch = extra.watch.then(|| self.engine.ends().watch(&run.id));
-                        self.engine.hand_off(run.clone(), reservation);
-                    }
-                    None => self.engine.wake(),
-                }
                 return Ok(Started {
-                    run,
+                    run: if handed { started(run) } else { run },
                     replayed: false,
                     rate,
                     watch,
@@ -319,6 +341,13 @@ impl RunsService {
         }
         outcome.map_err(Refused::Counted)
     }
+}
+
+/// A run inserted claimed, as its worker starts it.
+fn started(mut run: RunRecord) -> RunRecord {
+    run.status = "running".into();
+    run.started_at = Some(run.created_at);
+    run
 }
 
 impl RunsService {
