@@ -29,6 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Database, Executor, Pool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -194,6 +195,9 @@ async fn run_writer<DB: Database>(
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // The writer keeps its connection: sqlx pings a connection each time it goes back to the
+    // pool, a hand-off (SQLite) or round trip (PostgreSQL) per commit.
+    let mut held = None;
     loop {
         // Jobs to run again go first; they never wait for new work to arrive.
         if batch.is_empty() {
@@ -211,7 +215,7 @@ async fn run_writer<DB: Database>(
         // Named jobs first, by name (`None` sorts first, hence the flag); stable for the rest.
         batch.sort_by(|a, b| (a.order.is_none(), &a.order).cmp(&(b.order.is_none(), &b.order)));
         let (jobs, started) = (batch.len(), Instant::now());
-        let done = commit_batch(&pool, std::mem::take(&mut batch), begin, finish).await;
+        let done = commit_batch(&pool, &mut held, std::mem::take(&mut batch), begin, finish).await;
         // Recorded before anyone is answered, so a scrape after a write always includes it.
         commits.observe(jobs, started.elapsed());
         for answer in done.answers {
@@ -234,6 +238,7 @@ struct Done<C> {
 /// Runs the jobs in one transaction and commits it.
 async fn commit_batch<DB: Database>(
     pool: &Pool<DB>,
+    held: &mut Option<PoolConnection<DB>>,
     jobs: Vec<Job<DB::Connection>>,
     begin: &'static str,
     finish: Finish<DB::Connection>,
@@ -241,18 +246,21 @@ async fn commit_batch<DB: Database>(
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => {
-            let error = format!("no connection for the writer: {e}");
-            tracing::error!(%error);
-            // The jobs are dropped without running, which their callers see as a failed write.
-            return Done {
-                answers: Vec::new(),
-                outcome: Err(error),
-                again: Vec::new(),
-            };
-        }
+    let conn = match held {
+        Some(conn) => conn,
+        None => match pool.acquire().await {
+            Ok(conn) => held.insert(conn),
+            Err(e) => {
+                let error = format!("no connection for the writer: {e}");
+                tracing::error!(%error);
+                // The jobs are dropped without running, which their callers see as a failed write.
+                return Done {
+                    answers: Vec::new(),
+                    outcome: Err(error),
+                    again: Vec::new(),
+                };
+            }
+        },
     };
     // Jobs whose changes are in the open transaction, with their answers.
     let mut kept: Vec<(Job<DB::Connection>, Answer)> = Vec::with_capacity(jobs.len());
@@ -305,9 +313,11 @@ where
         }
         Err(e) => {
             tracing::error!(error = %e, "a batched commit failed; its writes are answered with an error");
-            // The connection's transaction state is unknown: do not hand it back to the pool.
-            let _ = (&mut *conn).execute("ROLLBACK").await;
-            conn.close_on_drop();
+            // The connection's transaction state is unknown: close it, and take a new one next.
+            let _ = (&mut **conn).execute("ROLLBACK").await;
+            if let Some(mut conn) = held.take() {
+                conn.close_on_drop();
+            }
             // Nothing of this batch is stored: every job that ran is answered with the failure,
             // and those that never ran are dropped, which fails them too.
             let mut answers = failed;
