@@ -144,10 +144,11 @@ for case in $CASES; do
       PG_DB=sf_bench_$(python3 -c 'import secrets; print(secrets.token_hex(6))')
       psql -q "$PG_URL" -c "CREATE DATABASE $PG_DB" >/dev/null
       pg_url=${PG_URL%/*}/$PG_DB
-      prev_pid=$SF_PID; prev_sf=$SF
+      # The SQLite server (if any) stays up for later cases: put its handles back afterwards.
+      prev=("$SF_PID" "$SF" "$KEY" "$HOOK" "${WF_ID:-}")
       start_sealflow "$WORK/pg" "$pg_url"
       run_case "postgres-wait-c16" 16 "$HOOK?wait=10" "$pg_url"
-      stop_sealflow; SF_PID=$prev_pid; SF=$prev_sf ;;
+      stop_sealflow; SF_PID=${prev[0]}; SF=${prev[1]}; KEY=${prev[2]}; HOOK=${prev[3]}; WF_ID=${prev[4]} ;;
     *) echo "unknown case $case" >&2; exit 1 ;;
   esac
 done
