@@ -18,6 +18,8 @@ mod files;
 mod hooks;
 mod key_admin;
 mod keyring;
+#[cfg(test)]
+mod plans;
 mod queue;
 mod rows;
 mod runs;

@@ -103,6 +103,67 @@ macro_rules! notify_ended {
     };
 }
 
+/// The page query and the exact-total query of `list_runs`, for the filters given (bound in
+/// order: workspace, then workflow and status when given, then limit and offset for the page).
+pub(super) fn list_sql(by_workflow: bool, by_status: bool) -> (String, String) {
+    // Only the filters given, so the planner can use `runs_workflow_seq_idx` or
+    // `runs_status_seq_idx` (an `$n IS NULL OR …` filter hides them from it). The page's
+    // first `seq` is found by skipping `offset` entries of that index alone (no row is read
+    // for a skipped one), then one page of rows is read from there.
+    let mut filter = String::from("workspace_id = $1");
+    let mut n = 1;
+    if by_workflow {
+        n += 1;
+        filter.push_str(&format!(" AND workflow_id = ${n}"));
+    }
+    if by_status {
+        n += 1;
+        filter.push_str(&format!(" AND status = ${n}"));
+    }
+    let (limit, offset) = (n + 1, n + 2);
+    let list = format!(
+        "SELECT {COLUMNS} FROM runs WHERE {filter} \
+           AND seq <= (SELECT seq FROM runs WHERE {filter} ORDER BY seq DESC LIMIT 1 OFFSET ${offset}) \
+         ORDER BY seq DESC LIMIT ${limit}"
+    );
+    // The exact total without walking the history: the finished runs are counted as they
+    // end, by triggers (`run_counts`, see `0012_run_counts.sql`), the unfinished ones live
+    // from `runs_active_idx`, a range of the runs in flight. One statement, so both halves
+    // read one snapshot; a status filter simply finds nothing on the other half.
+    // PostgreSQL's SUM of a BIGINT is NUMERIC, hence the cast.
+    let count = format!(
+        "SELECT CAST((SELECT COALESCE(SUM(n), 0) FROM run_counts WHERE {filter}) AS BIGINT) \
+            + (SELECT COUNT(*) FROM runs WHERE {filter} AND status IN ('queued', 'running'))"
+    );
+    (list, count)
+}
+
+/// One run by workspace and id.
+pub(super) fn get_run_sql() -> String {
+    format!("SELECT {COLUMNS} FROM runs WHERE workspace_id = $1 AND id = $2")
+}
+
+/// The claim of the next due run: `$1` owner, `$2` lease end, `$3` now. SQLite serializes
+/// writers, so the one UPDATE is atomic; on PostgreSQL the candidate row is locked with SKIP
+/// LOCKED, so concurrent claimers take different runs.
+pub(super) fn claim_sql(pg: bool) -> String {
+    format!(
+        "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
+                         started_at = COALESCE(started_at, $3), claims = claims + 1 \
+         WHERE id = (SELECT id FROM runs \
+                     WHERE status IN ('queued', 'running') AND wake_at <= $3 \
+                       AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                     ORDER BY wake_at, seq LIMIT 1 {}) \
+         RETURNING {COLUMNS}, claims",
+        if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
+    )
+}
+
+/// A run's step results, in order.
+pub(super) const RUN_STEPS_SQL: &str =
+    "SELECT idx, step_id, step_type, status, output_json, error, attempts, started_at, completed_at \
+     FROM run_steps WHERE run_id = $1 ORDER BY idx";
+
 #[async_trait]
 impl RunRepo for SqlStore {
     async fn insert_counted_run(
@@ -157,7 +218,7 @@ impl RunRepo for SqlStore {
     }
 
     async fn get_run(&self, workspace_id: &str, id: &str) -> StoreResult<Option<RunRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM runs WHERE workspace_id = $1 AND id = $2");
+        let sql = get_run_sql();
         on_db!(self, |pool| {
             let row = sqlx::query(&sql)
                 .bind(workspace_id)
@@ -175,35 +236,7 @@ impl RunRepo for SqlStore {
         status: Option<&str>,
         page: PageRequest,
     ) -> StoreResult<(Vec<RunRecord>, i64)> {
-        // Only the filters given, so the planner can use `runs_workflow_seq_idx` or
-        // `runs_status_seq_idx` (an `$n IS NULL OR …` filter hides them from it). The page's
-        // first `seq` is found by skipping `offset` entries of that index alone (no row is read
-        // for a skipped one), then one page of rows is read from there.
-        let mut filter = String::from("workspace_id = $1");
-        let mut n = 1;
-        if workflow_id.is_some() {
-            n += 1;
-            filter.push_str(&format!(" AND workflow_id = ${n}"));
-        }
-        if status.is_some() {
-            n += 1;
-            filter.push_str(&format!(" AND status = ${n}"));
-        }
-        let (limit, offset) = (n + 1, n + 2);
-        let list = format!(
-            "SELECT {COLUMNS} FROM runs WHERE {filter} \
-               AND seq <= (SELECT seq FROM runs WHERE {filter} ORDER BY seq DESC LIMIT 1 OFFSET ${offset}) \
-             ORDER BY seq DESC LIMIT ${limit}"
-        );
-        // The exact total without walking the history: the finished runs are counted as they
-        // end, by triggers (`run_counts`, see `0012_run_counts.sql`), the unfinished ones live
-        // from `runs_active_idx`, a range of the runs in flight. One statement, so both halves
-        // read one snapshot; a status filter simply finds nothing on the other half.
-        // PostgreSQL's SUM of a BIGINT is NUMERIC, hence the cast.
-        let count = format!(
-            "SELECT CAST((SELECT COALESCE(SUM(n), 0) FROM run_counts WHERE {filter}) AS BIGINT) \
-                    + (SELECT COUNT(*) FROM runs WHERE {filter} AND status IN ('queued', 'running'))"
-        );
+        let (list, count) = list_sql(workflow_id.is_some(), status.is_some());
         on_db!(self, |pool| {
             let mut rows = sqlx::query(&list).bind(workspace_id);
             let mut total = sqlx::query_scalar(&count).bind(workspace_id);
@@ -223,13 +256,7 @@ impl RunRepo for SqlStore {
 
     async fn run_steps(&self, run_id: &str) -> StoreResult<Vec<StepRecord>> {
         on_db!(self, |pool| {
-            let rows = sqlx::query(
-                "SELECT idx, step_id, step_type, status, output_json, error, attempts, started_at, completed_at \
-                 FROM run_steps WHERE run_id = $1 ORDER BY idx",
-            )
-            .bind(run_id)
-            .fetch_all(pool)
-            .await?;
+            let rows = sqlx::query(RUN_STEPS_SQL).bind(run_id).fetch_all(pool).await?;
             rows.iter().map(step_from_row).collect()
         })
     }
@@ -238,18 +265,7 @@ impl RunRepo for SqlStore {
         let owner = owner.to_owned();
         let max_attempts = self.options.max_run_attempts;
         write_db!(self, |conn, pg, batch| {
-            // SQLite serializes writers, so the one UPDATE is atomic; on PostgreSQL the candidate
-            // row is locked with SKIP LOCKED, so concurrent claimers take different runs.
-            let sql = format!(
-                "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
-                                 started_at = COALESCE(started_at, $3), claims = claims + 1 \
-                 WHERE id = (SELECT id FROM runs \
-                             WHERE status IN ('queued', 'running') AND wake_at <= $3 \
-                               AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
-                             ORDER BY wake_at, seq LIMIT 1 {}) \
-                 RETURNING {COLUMNS}, claims",
-                if pg { "FOR UPDATE SKIP LOCKED" } else { "" }
-            );
+            let sql = claim_sql(pg);
             let claimed = loop {
                 let row = sqlx::query(&sql)
                     .bind(&owner)

@@ -28,6 +28,11 @@ macro_rules! insert_version {
     };
 }
 
+/// The workflow a webhook token belongs to (every incoming webhook call looks it up).
+pub(super) fn by_token_sql() -> String {
+    format!("SELECT {COLUMNS} FROM workflows WHERE webhook_token = $1")
+}
+
 #[async_trait]
 impl WorkflowRepo for SqlStore {
     async fn insert_workflow(&self, wf: &WorkflowRecord) -> StoreResult<()> {
@@ -158,7 +163,7 @@ impl WorkflowRepo for SqlStore {
     }
 
     async fn find_workflow_by_webhook_token(&self, token: &str) -> StoreResult<Option<WorkflowRecord>> {
-        let sql = format!("SELECT {COLUMNS} FROM workflows WHERE webhook_token = $1");
+        let sql = by_token_sql();
         on_db!(self, |pool| {
             let row = sqlx::query(&sql).bind(token).fetch_optional(pool).await?;
             row.as_ref().map(workflow_from_row).transpose()
