@@ -76,7 +76,7 @@ pub(crate) struct Batch {
 }
 
 /// One caller's write, run on the writer's connection inside the batch transaction; callable
-/// again when the backend retries jobs that lost a deadlock.
+/// again, when another job's failure rolled the batch back or this one lost a deadlock.
 pub(crate) struct Job<C> {
     attempt: Attempt<C>,
     tries: u32,
@@ -84,10 +84,10 @@ pub(crate) struct Job<C> {
     order: Option<String>,
 }
 
-/// The sending side of a backend's writers.
+/// The sending side of a store's writer.
 pub(crate) struct Writer<DB: Database> {
     queue: mpsc::Sender<Job<DB::Connection>>,
-    /// Every writer task's commit latency and batch size.
+    /// The writer's commit latency and batch size.
     commits: CommitMetrics,
 }
 
