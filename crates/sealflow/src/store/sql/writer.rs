@@ -235,6 +235,13 @@ struct Done<C> {
     again: Vec<Job<C>>,
 }
 
+/// The job whose failure ended a batch: answered with its error, or (it lost a deadlock) run
+/// again in the next batch, its attempt's answer set aside.
+enum Stopped<C> {
+    Failed(Answer),
+    Again(Job<C>, Answer),
+}
+
 /// Runs the jobs in one transaction and commits it.
 async fn commit_batch<DB: Database>(
     pool: &Pool<DB>,
@@ -264,10 +271,8 @@ where
     };
     // Jobs whose changes are in the open transaction, with their answers.
     let mut kept: Vec<(Job<DB::Connection>, Answer)> = Vec::with_capacity(jobs.len());
-    // Jobs settled with their own error (their changes undone), answered whatever the commit does.
-    let mut failed: Vec<Answer> = Vec::new();
-    // Jobs that lost a deadlock, to run again, with the answer of the attempt set aside.
-    let mut lost: Vec<(Job<DB::Connection>, Answer)> = Vec::new();
+    // The job whose failure rolled the batch back, if one did.
+    let mut stopped: Option<Stopped<DB::Connection>> = None;
     let mut jobs = jobs.into_iter();
     let mut shared = Batch::default();
     let outcome: Result<bool, sqlx::Error> = async {
@@ -278,12 +283,12 @@ where
                 kept.push((job, ran.answer));
                 continue;
             }
-            if ran.again && job.tries < MAX_TRIES {
+            stopped = Some(if ran.again && job.tries < MAX_TRIES {
                 job.tries += 1;
-                lost.push((job, ran.answer));
+                Stopped::Again(job, ran.answer)
             } else {
-                failed.push(ran.answer);
-            }
+                Stopped::Failed(ran.answer)
+            });
             // Undo the batch; the jobs that ran before this one and those after it run again.
             (&mut *conn).execute("ROLLBACK").await?;
             return Ok(false);
@@ -294,17 +299,22 @@ where
     }
     .await;
     match outcome {
-        Ok(committed) => {
-            let mut again: Vec<_> = lost.into_iter().map(|(job, _)| job).collect();
-            let mut answers = failed;
-            if committed {
-                answers.extend(kept.into_iter().map(|(_, answer)| answer));
-            } else {
-                // Rolled back: what had run, and what had not, runs again; their set-aside
-                // answers are dropped unused (the next attempt answers).
-                again.extend(kept.into_iter().map(|(job, _)| job));
-                again.extend(jobs);
+        Ok(true) => Done {
+            answers: kept.into_iter().map(|(_, answer)| answer).collect(),
+            outcome: Ok(()),
+            again: Vec::new(),
+        },
+        Ok(false) => {
+            // Rolled back: what had run, and what had not, runs again; their set-aside answers
+            // are dropped unused (the next attempt answers).
+            let mut answers = Vec::new();
+            let mut again: Vec<_> = kept.into_iter().map(|(job, _)| job).collect();
+            match stopped {
+                Some(Stopped::Failed(answer)) => answers.push(answer),
+                Some(Stopped::Again(job, _)) => again.push(job),
+                None => {}
             }
+            again.extend(jobs);
             Done {
                 answers,
                 outcome: Ok(()),
@@ -320,8 +330,10 @@ where
             }
             // Nothing of this batch is stored: every job that ran is answered with the failure,
             // and those that never ran are dropped, which fails them too.
-            let mut answers = failed;
-            answers.extend(kept.into_iter().chain(lost).map(|(_, answer)| answer));
+            let mut answers: Vec<Answer> = kept.into_iter().map(|(_, answer)| answer).collect();
+            answers.extend(stopped.map(|s| match s {
+                Stopped::Failed(answer) | Stopped::Again(_, answer) => answer,
+            }));
             Done {
                 answers,
                 outcome: Err(format!("the batched commit failed: {e}")),
