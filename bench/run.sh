@@ -13,8 +13,10 @@
 #
 # Environment: PEER_KIT (default ../shared/peers/n8n next to the repo), PG_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres), WORKERS (sealflow workers, default 64),
-# WRK_THREADS (default 2), KEEP=1 keeps the work dir, PERF_RECORD=1 records a CPU profile of the
-# server during each load case (`perf record -g`, kept as perf.<case>.data in the kept work dir).
+# WRK_THREADS (default 2), SEALFLOW_BIN (a built binary to measure instead of building this
+# checkout, e.g. an older commit's for a before/after in one sitting), KEEP=1 keeps the work dir,
+# PERF_RECORD=1 records a CPU profile of the server during each load case (`perf record -g`, kept
+# as perf.<case>.data in the kept work dir).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DUR=${1:-10}
@@ -30,8 +32,12 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 fi
 
-cargo build --release -q -p sealflow --manifest-path "$REPO/Cargo.toml"
-BIN=$REPO/target/release/sealflow
+if [ -n "${SEALFLOW_BIN:-}" ]; then
+  BIN=$SEALFLOW_BIN
+else
+  cargo build --release -q -p sealflow --manifest-path "$REPO/Cargo.toml"
+  BIN=$REPO/target/release/sealflow
+fi
 WORK=$(mktemp -d -t sealflow-bench.XXXXXX)
 PIDS=()
 PG_DB=""
@@ -95,6 +101,13 @@ db_unfinished() {
   else python3 -c 'import sqlite3,sys; c=sqlite3.connect(f"file:{sys.argv[1]}?mode=ro",uri=True,timeout=30); print(c.execute("select count(*) from runs where status in (\"queued\",\"running\")").fetchone()[0])' "$1"; fi
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# group commits so far (the writer's batch-size histogram count on /metrics)
+commits() { curl -fsS "$SF/metrics" | awk '/^sealflow_db_commit_batch_size_count/ {print $2}'; }
+# PostgreSQL transactions so far (each read outside a transaction is one too): "n/a" on SQLite
+pg_xacts() {
+  if [[ $1 == postgres* ]]; then psql -tAq "$1" -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+  else echo n/a; fi
+}
 peak_rss_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
 
 # run_case <name> <concurrency> <url> <db> [lua]: one wrk run against a server, one line out.
@@ -103,6 +116,7 @@ run_case() {
   local t=$(( WRK_THREADS < c ? WRK_THREADS : c ))
   local s0 d0 cpu0 out fsyncs="n/a"
   s0=$(sink_stats); d0=$(db_completed "$db"); cpu0=$(cpu_ticks "$SF_PID")
+  local k0 x0; k0=$(commits); x0=$(pg_xacts "$db")
   perf stat -x, -e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -p "$SF_PID" \
     -o "$WORK/perf.$name" -- sleep "$DUR" >/dev/null 2>&1 &
   local perf_pid=$! rec_pid=""
@@ -117,10 +131,10 @@ run_case() {
   [ -n "$rec_pid" ] && { wait "$rec_pid" 2>/dev/null || true; }
   # runs still in flight when wrk stopped finish within a moment
   for _ in $(seq 1 100); do [ "$(db_unfinished "$db")" = 0 ] && break; sleep 0.1; done
-  local s1 d1; s1=$(sink_stats); d1=$(db_completed "$db")
+  local s1 d1 k1 x1; s1=$(sink_stats); d1=$(db_completed "$db"); k1=$(commits); x1=$(pg_xacts "$db")
   [ -s "$WORK/perf.$name" ] && fsyncs=$(awk -F, '$1 ~ /^[0-9]+$/ {s+=$1} END {print s+0}' "$WORK/perf.$name")
   python3 "$REPO/bench/report.py" "$name" "$c" "$DUR" "$out" "$s0" "$s1" "$d0" "$d1" "$cpu0" "$cpu1" \
-    "$(getconf CLK_TCK)" "$(peak_rss_kb "$SF_PID")" "$fsyncs"
+    "$(getconf CLK_TCK)" "$(peak_rss_kb "$SF_PID")" "$fsyncs" "$k0" "$k1" "$x0" "$x1"
 }
 
 SQLITE_DIR=$WORK/sqlite
