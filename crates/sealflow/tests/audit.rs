@@ -166,6 +166,114 @@ async fn a_run_using_two_secrets_records_two_uses_with_their_hosts_and_outcomes(
         .is_empty());
 }
 
+/// Group commits so far (`sealflow_db_commit_batch_size_count`), once no write is in flight
+/// (API-key uses are written a moment after the request that made them). The app must not
+/// poll for due runs meanwhile ([`no_polling`]): each poll is a claim, a commit of its own.
+async fn settled_commits(app: &TestApp) -> f64 {
+    let read = || async {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("sealflow_db_commit_batch_size_count "))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    };
+    let mut last = read().await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = read().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// A fresh run whose first step sends a secret is stored in two commits: its insert, which
+/// carries the step's `secret.used` entry, and its step with its end. The use is still on record
+/// before the send, and still paired with its outcome.
+async fn a_first_steps_secret_use_commits_with_the_run(app: TestApp) {
+    let receiver = Receiver::start().await;
+    put_secret(&app, "TOKEN", &random_secret_value()).await;
+    let (status, wf) = app
+        .post(
+            "/api/workflows",
+            &app.admin_key,
+            &json!({"name": "hooked", "status": "active", "trigger": {"type": "webhook"},
+                    "steps": [{"id": "send", "type": "webhook", "config": {
+                        "url": format!("{}/ok", receiver.base),
+                        "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"}}}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{wf}");
+    let hook = wf["webhook_url"].as_str().unwrap().to_owned();
+    let before = settled_commits(&app).await;
+    const RUNS: usize = 5;
+    let mut ids = Vec::new();
+    for i in 0..RUNS {
+        let res = app
+            .client
+            .post(format!("{hook}?wait=10"))
+            .json(&json!({ "i": i }))
+            .send()
+            .await
+            .unwrap();
+        let (status, run) = split(res).await;
+        assert_eq!(
+            (status, run["status"].as_str()),
+            (200, Some("completed")),
+            "{run}"
+        );
+        ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+    let commits = settled_commits(&app).await - before;
+    assert_eq!(
+        commits,
+        (2 * RUNS) as f64,
+        "commits for {RUNS} runs, one after another"
+    );
+    assert_eq!(receiver.count(), RUNS);
+    for id in &ids {
+        let list = entries(&app, &format!("run_id={id}")).await;
+        assert_eq!(kinds(&list), ["secret.used", "secret.use_outcome"], "{list:#?}");
+        assert_eq!(list[1]["outcome"], "http_2xx", "{list:#?}");
+    }
+    assert_eq!(audit_writes(&app, "ok").await, RUNS as f64);
+}
+
+/// Loopback allowed, and no polling for due runs after the first look: runs started here are
+/// handed to a local worker without it.
+fn no_polling(c: &mut Config) {
+    allow_loopback(c);
+    c.engine.poll = std::time::Duration::from_secs(3600);
+}
+
+#[tokio::test]
+async fn a_first_steps_secret_use_commits_with_the_run_on_sqlite() {
+    a_first_steps_secret_use_commits_with_the_run(TestApp::spawn_with(no_polling).await).await;
+}
+
+#[tokio::test]
+async fn a_first_steps_secret_use_commits_with_the_run_on_postgres() {
+    let Some(db) = common::pg::PgDb::create().await else {
+        return;
+    };
+    let url = db.url.clone();
+    let app = TestApp::spawn_with(move |c| {
+        no_polling(c);
+        c.storage.database_url = url;
+    })
+    .await;
+    a_first_steps_secret_use_commits_with_the_run(app).await;
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn secret_and_api_key_changes_are_recorded_with_who_made_them() {
     let app = TestApp::spawn().await;

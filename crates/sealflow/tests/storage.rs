@@ -304,7 +304,7 @@ fn run(workspace_id: &str, workflow_id: &str, key: Option<&str>, created_at: i64
         workflow_id: workflow_id.into(),
         workflow_name: "nightly".into(),
         workflow_version: 1,
-        definition: json!({"trigger": {"type": "manual"}, "steps": []}),
+        definition: std::sync::Arc::new(json!({"trigger": {"type": "manual"}, "steps": []})),
         status: "queued".into(),
         trigger_type: "manual".into(),
         input: json!({"n": 1}),
@@ -1272,6 +1272,7 @@ async fn counted_inserts_stop_exactly_at_the_limit_under_concurrency(store: Arc<
                 window_start: NOW,
                 limit: 5,
             }),
+            Vec::new(),
         )
     }))
     .await;

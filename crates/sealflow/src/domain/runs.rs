@@ -229,7 +229,7 @@ impl RunsService {
         };
         let mut run = new_run(&wf, req.trigger_type, req.input, req.idempotency_key, now_ms());
         if let Some(batch) = batch {
-            run.definition["batch"] = batch;
+            Arc::make_mut(&mut run.definition)["batch"] = batch;
         }
         if let Some(body) = &extra.body {
             run.request_hash = Some(request_hash(body));
@@ -252,6 +252,12 @@ impl RunsService {
         // announced unheard; dropped again below if no run of ours was inserted.
         let watch = (extra.watch && reservation.is_some()).then(|| self.engine.ends().watch(&run.id));
         let handed = reservation.is_some();
+        // A run for a local worker whose first step sends secrets has that step made ready now,
+        // so that its uses go on record in the insert's commit rather than in one of their own.
+        let mut first = match &reservation {
+            Some(_) => self.engine.first_send(&run).await,
+            None => None,
+        };
         // The insert and the hand-off run in their own task: a caller that hangs up while the
         // insert is in the writer's queue must not leave a committed run claimed by a worker that
         // never starts it (it would sit until its lease expired, 30 s by default).
@@ -265,13 +271,28 @@ impl RunsService {
                     window_start: window_of(now),
                     limit: *limit,
                 });
-                let inserted = store
-                    .insert_counted_run(&run, IDEMPOTENCY_TTL_MS, claim, hit)
+                let uses = first.as_ref().map(|f| f.uses().to_vec()).unwrap_or_default();
+                let with_uses = !uses.is_empty();
+                let mut inserted = store
+                    .insert_counted_run(&run, IDEMPOTENCY_TTL_MS, claim, hit, uses)
                     .await;
+                if inserted.is_err() && with_uses {
+                    // What failed may be the audit trail, refusing the entries: the run is then
+                    // inserted alone, and its worker prepares the step again and records that it
+                    // could not send (nothing of the failed commit is stored).
+                    first = None;
+                    inserted = store
+                        .insert_counted_run(&run, IDEMPOTENCY_TTL_MS, claim, hit, Vec::new())
+                        .await;
+                }
                 if let Ok((Some(InsertRun::Inserted), _)) = &inserted {
-                    engine.metrics().run_started(&run.trigger_type);
+                    let metrics = engine.metrics();
+                    metrics.run_started(&run.trigger_type);
+                    for _ in first.iter().flat_map(|f| f.uses()) {
+                        metrics.audit_write(true);
+                    }
                     match reservation {
-                        Some(reservation) => engine.hand_off(started(run), reservation),
+                        Some(reservation) => engine.hand_off(started(run), reservation, first),
                         None => engine.wake(),
                     }
                 }
@@ -469,7 +490,7 @@ pub fn new_run(
         workflow_id: wf.id.clone(),
         workflow_name: wf.name.clone(),
         workflow_version: wf.version,
-        definition: json!({ "trigger": wf.trigger, "steps": wf.steps }),
+        definition: Arc::new(json!({ "trigger": wf.trigger, "steps": wf.steps })),
         status: "queued".into(),
         trigger_type: trigger_type.to_owned(),
         request_hash: Some(request_hash(&input)),

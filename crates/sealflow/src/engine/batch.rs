@@ -165,6 +165,7 @@ async fn run_row(
                         run_id: &run.id,
                         row: Some(idx),
                     },
+                    recorded: None,
                 }
                 .run();
                 let outcome = tokio::select! {

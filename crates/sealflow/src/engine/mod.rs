@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealflow_egress::{EgressClient, EgressOptions};
-use sealflow_redact::LiveRedactors;
+use sealflow_redact::{LiveRedactors, Redactor};
 use sealflow_workflow::Limits;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -38,7 +38,7 @@ pub use ends::{EndedRun, RunEnds, Watch};
 
 use crate::domain::secrets::SecretsService;
 use crate::metrics::Metrics;
-use crate::store::{RunRecord, Store};
+use crate::store::{AuditEvent, RunRecord, Store};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -157,13 +157,50 @@ impl Engine {
         })
     }
 
-    /// Executes a run inserted claimed under `reservation` (after its commit returned).
-    pub fn hand_off(&self, run: RunRecord, reservation: Reservation) {
+    /// Executes a run inserted claimed under `reservation` (after its commit returned), with its
+    /// first step as [`Engine::first_send`] made it ready, if it did.
+    pub fn hand_off(&self, run: RunRecord, reservation: Reservation, first: Option<FirstSend>) {
         let shared = self.inner.clone();
         tokio::spawn(async move {
-            worker::execute_claimed(&shared, &reservation.owner, run, true).await;
+            worker::execute_claimed(&shared, &reservation.owner, run, true, first).await;
             drop(reservation.permit);
         });
+    }
+
+    /// Makes a fresh run's first step ready before the run is inserted, when it is a webhook step
+    /// that carries secrets: renders it and resolves its secrets now, so that its `secret.used`
+    /// entries ([`FirstSend::uses`]) commit with the insert and the worker sends at once. Without
+    /// this, every such run waited for a commit of its own between its insert and its send.
+    /// `None` when there is nothing to record, or the step cannot be sent: its worker then
+    /// prepares it as any other step and records why.
+    pub async fn first_send(&self, run: &RunRecord) -> Option<FirstSend> {
+        if batch::is_batch(run) {
+            return None;
+        }
+        let shared = &self.inner;
+        let def = shared.definitions.get(run).ok()?;
+        let step = def.steps.first()?;
+        let sealflow_workflow::StepConfig::Webhook(config) = &step.config else {
+            return None;
+        };
+        let ctx = worker::fresh_context(shared, run);
+        let mut redactor = Redactor::new();
+        let site = webhook::UseSite {
+            run_id: &run.id,
+            step_id: &step.id,
+            row: None,
+        };
+        let ready = webhook::ready(
+            &run.workspace_id,
+            config,
+            &ctx,
+            &shared.secrets,
+            &mut redactor,
+            site,
+        )
+        .await
+        .ok()?;
+        (!ready.uses().is_empty()).then_some(FirstSend { ready, redactor })
     }
 
     /// Run-end announcements, for `?wait=`.
@@ -184,6 +221,20 @@ impl Engine {
     /// Wakes idle workers (after a run was created).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+}
+
+/// A fresh run's first step, rendered with its secrets resolved (see [`Engine::first_send`]).
+pub struct FirstSend {
+    ready: webhook::Ready,
+    /// Masks the secrets resolved for it; becomes the run's redactor.
+    redactor: Redactor,
+}
+
+impl FirstSend {
+    /// The `secret.used` entries to commit with the run's insert.
+    pub fn uses(&self) -> &[AuditEvent] {
+        self.ready.uses()
     }
 }
 

@@ -73,6 +73,60 @@ pub struct AuditSite<'a> {
     pub row: Option<i64>,
 }
 
+/// A webhook step rendered, with its secrets resolved into the run's redactor: what is sent on
+/// every attempt, and the `secret.used` entries that must be on record before the first one.
+pub struct Ready {
+    prepared: Prepared,
+    uses: Vec<AuditEvent>,
+}
+
+impl Ready {
+    /// The `secret.used` entries (empty when the request carries no secret).
+    pub fn uses(&self) -> &[AuditEvent] {
+        &self.uses
+    }
+}
+
+/// The step a use is recorded for.
+pub struct UseSite<'a> {
+    /// As [`AuditSite::run_id`].
+    pub run_id: &'a str,
+    pub step_id: &'a str,
+    pub row: Option<i64>,
+}
+
+/// Renders a webhook step and resolves its secrets (added to `redactor`); the outcome to record
+/// instead when nothing can be sent (an unknown secret, a host the secret may not go to, …).
+pub async fn ready(
+    workspace_id: &str,
+    config: &WebhookConfig,
+    ctx: &RunContext,
+    secrets: &SecretsService,
+    redactor: &mut Redactor,
+    site: UseSite<'_>,
+) -> Result<Ready, WebhookOutcome> {
+    let prepared = prepare(workspace_id, config, ctx, secrets, redactor)
+        .await
+        .map_err(|message| {
+            let error = redactor.redact_str(&message).into_owned();
+            WebhookOutcome::failed(error, 0, "not_sent".into())
+        })?;
+    let uses = prepared
+        .uses
+        .iter()
+        .map(|(name, version)| AuditEvent {
+            secret_name: Some(name.clone()),
+            secret_version: Some(*version),
+            run_id: Some(site.run_id.to_owned()),
+            step_id: Some(site.step_id.to_owned()),
+            host: Some(prepared.audit_host.clone()),
+            detail: site.row.map(|row| format!("row={row}")),
+            ..AuditEvent::new(workspace_id, audit_kinds::SECRET_USED, "engine")
+        })
+        .collect();
+    Ok(Ready { prepared, uses })
+}
+
 pub struct WebhookStep<'a> {
     pub workspace_id: &'a str,
     pub run_id: &'a str,
@@ -88,6 +142,9 @@ pub struct WebhookStep<'a> {
     /// Counts every request sent (each attempt).
     pub metrics: &'a Metrics,
     pub audit: AuditSite<'a>,
+    /// The step made [`Ready`] before the run was inserted, its uses committed with the insert
+    /// (see `Engine::first_send`), and its secrets already in `redactor`: sent as it is.
+    pub recorded: Option<Ready>,
 }
 
 impl WebhookStep<'_> {
@@ -104,33 +161,29 @@ impl WebhookStep<'_> {
             live,
             metrics,
             audit,
+            recorded,
         } = self;
-        let prepared = prepare(workspace_id, config, ctx, secrets, redactor).await;
+        let (ready, on_record) = match recorded {
+            Some(ready) => (Ok(ready), true),
+            None => {
+                let site = UseSite {
+                    run_id: audit.run_id,
+                    step_id,
+                    row: audit.row,
+                };
+                let ready = ready(workspace_id, config, ctx, secrets, redactor, site).await;
+                (ready, false)
+            }
+        };
         // Published before anything is sent: the HTTP client logs the destination.
         live.update(redactor);
-        let prepared = match prepared {
-            Ok(p) => p,
-            Err(message) => {
-                let error = redactor.redact_str(&message).into_owned();
-                return WebhookOutcome::failed(error, 0, "not_sent".into());
-            }
+        let Ready { prepared, uses } = match ready {
+            Ok(ready) => ready,
+            Err(outcome) => return outcome,
         };
         // Each use is on the record before the request leaves: if it cannot be written, nothing
         // is sent.
-        let uses: Vec<AuditEvent> = prepared
-            .uses
-            .iter()
-            .map(|(name, version)| AuditEvent {
-                secret_name: Some(name.clone()),
-                secret_version: Some(*version),
-                run_id: Some(audit.run_id.to_owned()),
-                step_id: Some(step_id.to_owned()),
-                host: Some(prepared.audit_host.clone()),
-                detail: audit.row.map(|row| format!("row={row}")),
-                ..AuditEvent::new(workspace_id, audit_kinds::SECRET_USED, "engine")
-            })
-            .collect();
-        if !uses.is_empty() {
+        if !on_record && !uses.is_empty() {
             let written = audit.store.append_audit(uses.clone()).await;
             for _ in &uses {
                 metrics.audit_write(written.is_ok());

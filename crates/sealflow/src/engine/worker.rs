@@ -17,6 +17,7 @@ use super::context::RunContext;
 use super::ends::{EndedRun, RunEnds};
 use super::limits::RunTally;
 use super::webhook::{AuditSite, WebhookStep};
+use super::FirstSend;
 use crate::domain::secrets::SecretsService;
 use crate::ids::now_ms;
 use crate::metrics::{Metrics, RunEndStatus};
@@ -64,7 +65,7 @@ pub(super) struct Definitions {
 impl Definitions {
     const MAX: usize = 1024;
 
-    fn get(&self, run: &RunRecord) -> Result<Arc<Definition>, String> {
+    pub(super) fn get(&self, run: &RunRecord) -> Result<Arc<Definition>, String> {
         let key = (run.workflow_id.clone(), run.workflow_version);
         if let Some(def) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(def.clone());
@@ -95,7 +96,7 @@ pub(super) async fn run_poller(shared: Arc<Shared>, mut shutdown: watch::Receive
             Ok(Some(run)) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    execute_claimed(&shared, &owner, run, false).await;
+                    execute_claimed(&shared, &owner, run, false, None).await;
                     drop(permit);
                 });
             }
@@ -120,17 +121,30 @@ pub(super) async fn run_poller(shared: Arc<Shared>, mut shutdown: watch::Receive
 }
 
 /// Executes a run claimed by `owner`, then announces its end to local waiters.
-/// `fresh`: the run was inserted claimed a moment ago, so nothing of it is recorded yet.
-pub(super) async fn execute_claimed(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) {
+/// `fresh`: the run was inserted claimed a moment ago, so nothing of it is recorded yet; `first`:
+/// its first step, made ready before the insert.
+pub(super) async fn execute_claimed(
+    shared: &Shared,
+    owner: &str,
+    run: RunRecord,
+    fresh: bool,
+    first: Option<FirstSend>,
+) {
     let run_id = run.id.clone();
-    if let Err(e) = execute(shared, owner, run, fresh).await {
+    if let Err(e) = execute(shared, owner, run, fresh, first).await {
         // The lease will expire and the run will be taken over; nothing is lost.
         tracing::error!(run_id = %run_id, error = %e, "run interrupted by a storage error");
     }
     shared.ends.ended(&run_id);
 }
 
-async fn execute(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) -> Result<(), StoreError> {
+async fn execute(
+    shared: &Shared,
+    owner: &str,
+    run: RunRecord,
+    fresh: bool,
+    first: Option<FirstSend>,
+) -> Result<(), StoreError> {
     let def = match shared.definitions.get(&run) {
         Ok(def) => def,
         Err(e) => {
@@ -170,7 +184,7 @@ async fn execute(shared: &Shared, owner: &str, run: RunRecord, fresh: bool) -> R
     let result = if super::batch::is_batch(&run) {
         super::batch::execute_rows(shared, owner, &run, &def, lost).await
     } else {
-        execute_steps(shared, owner, &run, &def, lost, fresh).await
+        execute_steps(shared, owner, &run, &def, lost, fresh, first).await
     };
     renewer.abort();
     match result {
@@ -207,6 +221,7 @@ async fn execute_steps(
     def: &Definition,
     mut lost: watch::Receiver<bool>,
     fresh: bool,
+    first: Option<FirstSend>,
 ) -> Result<(), Outcome> {
     // A run handed off as it was created has nothing recorded yet: skip the read.
     let recorded = if fresh {
@@ -214,13 +229,7 @@ async fn execute_steps(
     } else {
         shared.store.run_steps(&run.id).await?
     };
-    let mut ctx = RunContext {
-        input: run.input.clone(),
-        outputs: HashMap::new(),
-        run_id: run.id.clone(),
-        workflow_id: run.workflow_id.clone(),
-        step_bytes: shared.limits.step_bytes,
-    };
+    let mut ctx = fresh_context(shared, run);
     for step in recorded.iter().filter(|s| s.status == "completed") {
         if let Some(out) = &step.output {
             ctx.outputs.insert(step.step_id.clone(), out.clone());
@@ -229,7 +238,11 @@ async fn execute_steps(
     let mut tally = RunTally::new(shared.limits.run_bytes, &recorded);
     // A fresh run's every committed step, so its end can be announced with the record.
     let mut committed: Vec<StepRecord> = Vec::new();
-    let mut redactor = Redactor::new();
+    // The first step made ready before the insert brings the redactor its secrets are in.
+    let (mut redactor, mut first_ready) = match first {
+        Some(first) => (first.redactor, Some(first.ready)),
+        None => (Redactor::new(), None),
+    };
     // Removed from the log writer's set when this run stops executing, however it stops.
     let live = shared.live.slot();
     let mut idx = run.next_step as usize;
@@ -318,6 +331,7 @@ async fn execute_steps(
                         run_id: &run.id,
                         row: None,
                     },
+                    recorded: first_ready.take().filter(|_| idx == 0),
                 }
                 .run();
                 let outcome = tokio::select! {
@@ -435,6 +449,17 @@ async fn execute_steps(
         .metrics
         .run_finished(&run.trigger_type, RunEndStatus::Completed);
     Ok(())
+}
+
+/// What a run's steps see before any step has run: its input.
+pub(super) fn fresh_context(shared: &Shared, run: &RunRecord) -> RunContext {
+    RunContext {
+        input: run.input.clone(),
+        outputs: HashMap::new(),
+        run_id: run.id.clone(),
+        workflow_id: run.workflow_id.clone(),
+        step_bytes: shared.limits.step_bytes,
+    }
 }
 
 /// A fresh run as its last commit left it: what reading it back would return.

@@ -60,7 +60,7 @@ fn cli_run_view(run: &RunRecord, recorded: &[StepRecord]) -> Value {
 
 /// A run as the API shows it. `steps` lists every step of the pinned definition.
 pub fn run_view(run: &RunRecord, recorded: Option<&[StepRecord]>) -> Value {
-    let def_steps = run.definition["steps"].as_array().cloned().unwrap_or_default();
+    let def_steps: &[Value] = run.definition["steps"].as_array().map_or(&[], Vec::as_slice);
     let duration = |start: Option<i64>, end: Option<i64>| match (start, end) {
         (Some(s), Some(e)) => json!((e - s).max(0)),
         _ => Value::Null,

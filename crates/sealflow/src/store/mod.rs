@@ -182,18 +182,23 @@ pub trait RunRepo {
         key_ttl_ms: i64,
         claim: Option<(&str, i64)>,
     ) -> StoreResult<InsertRun> {
-        let (inserted, _) = self.insert_counted_run(run, key_ttl_ms, claim, None).await?;
+        let (inserted, _) = self
+            .insert_counted_run(run, key_ttl_ms, claim, None, Vec::new())
+            .await?;
         Ok(inserted.expect("only a rate hit can refuse the insert"))
     }
     /// [`RunRepo::insert_claimed_run`], first counting `rate`'s hit in the same commit (as
     /// [`RunRepo::hit_rate_window`] does): past its limit nothing is inserted (`None`; the hit
-    /// stays counted). Returns the hits counted so far in the window, with `rate`.
+    /// stays counted). Returns the hits counted so far in the window, with `rate`. `uses`: audit
+    /// entries appended in the same commit when the run is inserted (the `secret.used` entries
+    /// of its first step, made ready before the insert), and not otherwise.
     async fn insert_counted_run(
         &self,
         run: &RunRecord,
         key_ttl_ms: i64,
         claim: Option<(&str, i64)>,
         rate: Option<RateHit<'_>>,
+        uses: Vec<AuditEvent>,
     ) -> StoreResult<(Option<InsertRun>, Option<i64>)>;
     async fn get_run(&self, workspace_id: &str, id: &str) -> StoreResult<Option<RunRecord>>;
     /// Newest first, filtered; also returns the total matching.

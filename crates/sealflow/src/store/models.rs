@@ -128,7 +128,8 @@ pub struct PageRequest {
     pub limit: i64,
 }
 
-/// A run as stored (spec §5). `definition` pins the trigger and steps it started with.
+/// A run as stored (spec §5). `definition` pins the trigger and steps it started with; shared,
+/// since a run is cloned on its way through the engine and its definition never changes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
     pub id: String,
@@ -136,7 +137,7 @@ pub struct RunRecord {
     pub workflow_id: String,
     pub workflow_name: String,
     pub workflow_version: i64,
-    pub definition: serde_json::Value,
+    pub definition: std::sync::Arc<serde_json::Value>,
     pub status: String,
     pub trigger_type: String,
     pub input: serde_json::Value,

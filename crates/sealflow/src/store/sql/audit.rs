@@ -20,64 +20,70 @@ use crate::store::{
 };
 
 /// Appends `$events` (a `Vec<AuditEvent>` or slice) to their chains on `$conn` inside an open
-/// transaction; `$pg` is the dialect flag. `$heads` (a `BTreeMap` chain -> (seq, hash)) holds the
-/// heads this transaction has already moved: a chain found there is neither read nor locked
-/// again, and the moved heads are left there for [`write_heads!`] to store once, before the
-/// commit. Writer jobs do not call this: they leave their entries in the batch (see the module's
+/// transaction, and moves each chain's head past them; `$pg` is the dialect flag. Each chain's
+/// head is read (locked, on PostgreSQL) once, in chain order, its entries hashed in order and
+/// stored by one statement per chunk (a statement is a round trip, or a hand-off to SQLite's
+/// connection thread), and its head moved. On PostgreSQL the head's move rides in the last
+/// chunk's statement (a data-modifying `WITH`): one round trip fewer per batch on the writer.
+/// Writer jobs do not call this: they leave their entries in the batch (see the module's
 /// comment). Uses `?`.
 macro_rules! append_entries {
-    ($conn:ident, $pg:expr, $events:expr, $heads:expr) => {{
+    ($conn:ident, $pg:expr, $events:expr) => {{
         let given = &$events;
-        let heads: &mut std::collections::BTreeMap<String, (i64, String)> = &mut $heads;
         let mut events: Vec<&$crate::store::AuditEvent> = given.iter().collect();
         // Heads are locked in chain order (a stable sort keeps each chain's events in order).
         events.sort_by(|a, b| a.chain.cmp(&b.chain));
         let mut events = events.into_iter().peekable();
         while let Some(first) = events.peek().copied() {
             let chain = first.chain.clone();
-            let (mut seq, mut prev_hash) = match heads.remove(&chain) {
+            let head = if $pg {
+                "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1 FOR UPDATE"
+            } else {
+                "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1"
+            };
+            // The chain's first append creates its head; every later one only reads it.
+            let found: Option<(i64, String)> = sqlx::query_as(head)
+                .bind(&chain)
+                .fetch_optional(&mut *$conn)
+                .await?;
+            let (mut seq, mut prev_hash) = match found {
                 Some(head) => head,
                 None => {
-                    let head = if $pg {
-                        "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1 FOR UPDATE"
-                    } else {
-                        "SELECT head_seq, head_hash FROM audit_chains WHERE chain = $1"
-                    };
-                    // The chain's first append creates its head; every later one only reads it.
-                    let found: Option<(i64, String)> = sqlx::query_as(head)
-                        .bind(&chain)
-                        .fetch_optional(&mut *$conn)
-                        .await?;
-                    match found {
-                        Some(head) => head,
-                        None => {
-                            sqlx::query(
-                                "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
-                                 VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
-                            )
-                            .bind(&chain)
-                            .bind($crate::store::GENESIS_HASH)
-                            .execute(&mut *$conn)
-                            .await?;
-                            sqlx::query_as(head).bind(&chain).fetch_one(&mut *$conn).await?
-                        }
-                    }
+                    sqlx::query(
+                        "INSERT INTO audit_chains (chain, head_seq, head_hash, checkpoint_seq, checkpoint_hash) \
+                         VALUES ($1, 0, $2, 0, $2) ON CONFLICT (chain) DO NOTHING",
+                    )
+                    .bind(&chain)
+                    .bind($crate::store::GENESIS_HASH)
+                    .execute(&mut *$conn)
+                    .await?;
+                    sqlx::query_as(head).bind(&chain).fetch_one(&mut *$conn).await?
                 }
             };
-            // The chain's new entries, hashed in order, then stored by one statement per chunk
-            // (a statement is a round trip, or a hand-off to SQLite's connection thread).
             let mut rows = Vec::new();
             while let Some(ev) = events.next_if(|e| e.chain == chain) {
                 seq += 1;
                 let hash = ev.hash(seq, &prev_hash);
                 rows.push((ev, seq, std::mem::replace(&mut prev_hash, hash.clone()), hash));
             }
-            for chunk in rows.chunks($crate::store::sql::audit::INSERT_CHUNK) {
-                let mut insert = sqlx::QueryBuilder::new(
+            let chunks: Vec<_> = rows.chunks($crate::store::sql::audit::INSERT_CHUNK).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let mut insert = sqlx::QueryBuilder::new("");
+                if $pg && i + 1 == chunks.len() {
+                    insert
+                        .push("WITH moved AS (UPDATE audit_chains SET head_seq = ")
+                        .push_bind(seq)
+                        .push(", head_hash = ")
+                        .push_bind(&prev_hash)
+                        .push(" WHERE chain = ")
+                        .push_bind(&chain)
+                        .push(") ");
+                }
+                insert.push(
                     "INSERT INTO audit_entries (chain, seq, at, kind, actor, secret_name, secret_version, \
                                                 run_id, step_id, host, outcome, subject, detail, prev_hash, hash) ",
                 );
-                insert.push_values(chunk, |mut row, (ev, seq, prev, hash)| {
+                insert.push_values(chunk.iter(), |mut row, (ev, seq, prev, hash)| {
                     row.push_bind(&ev.chain)
                         .push_bind(*seq)
                         .push_bind(ev.at)
@@ -96,7 +102,14 @@ macro_rules! append_entries {
                 });
                 insert.build().execute(&mut *$conn).await?;
             }
-            heads.insert(chain, (seq, prev_hash));
+            if !$pg {
+                sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
+                    .bind(&chain)
+                    .bind(seq)
+                    .bind(&prev_hash)
+                    .execute(&mut *$conn)
+                    .await?;
+            }
         }
     }};
 }
@@ -105,22 +118,6 @@ pub(crate) use append_entries;
 /// Entries per insert statement: 15 parameters each, well under either backend's limit on
 /// parameters per statement (SQLite 32,766, PostgreSQL 65,535).
 pub(crate) const INSERT_CHUNK: usize = 200;
-
-/// Stores the heads [`append_entries!`] moved (`$heads`, chain -> (seq, hash)) on `$conn`, inside
-/// the same transaction. Uses `?` on sqlx errors.
-macro_rules! write_heads {
-    ($conn:ident, $heads:expr) => {
-        for (chain, (seq, hash)) in &$heads {
-            sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
-                .bind(chain)
-                .bind(seq)
-                .bind(hash)
-                .execute(&mut *$conn)
-                .await?;
-        }
-    };
-}
-pub(crate) use write_heads;
 
 const ENTRY_COLUMNS: &str =
     "chain, seq, at, kind, actor, secret_name, secret_version, run_id, step_id, host, \

@@ -153,10 +153,8 @@ impl FileRepo for SqlStore {
             .execute(&mut *tx)
             .await?;
             if !audit.is_empty() {
-                // Not a writer job: this transaction moves its heads and stores them itself.
-                let mut heads = std::collections::BTreeMap::new();
-                super::audit::append_entries!(tx, pg, audit, heads);
-                super::audit::write_heads!(tx, heads);
+                // Not a writer job: this transaction appends its entries itself.
+                super::audit::append_entries!(tx, pg, audit);
             }
             if guard.rows_affected() != 1 {
                 // The sends happened all the same: keep their audit entries.

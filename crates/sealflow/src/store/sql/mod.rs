@@ -240,9 +240,7 @@ fn finish_sqlite<'c>(
     batch: &'c mut writer::Batch,
 ) -> writer::BoxFuture<'c, Result<(), sqlx::Error>> {
     Box::pin(async move {
-        let mut heads = std::collections::BTreeMap::new();
-        audit::append_entries!(conn, false, batch.events, heads);
-        audit::write_heads!(conn, heads);
+        audit::append_entries!(conn, false, batch.events);
         Ok(())
     })
 }
@@ -252,9 +250,7 @@ fn finish_pg<'c>(
     batch: &'c mut writer::Batch,
 ) -> writer::BoxFuture<'c, Result<(), sqlx::Error>> {
     Box::pin(async move {
-        let mut heads = std::collections::BTreeMap::new();
-        audit::append_entries!(conn, true, batch.events, heads);
-        audit::write_heads!(conn, heads);
+        audit::append_entries!(conn, true, batch.events);
         if !batch.notices.is_empty() {
             sqlx::query("SELECT pg_notify($1, n) FROM UNNEST($2::text[]) AS n")
                 .bind(RUN_ENDED_CHANNEL)

@@ -154,7 +154,7 @@ pub(crate) fn run_from_row(row: &impl SqlRow) -> StoreResult<RunRecord> {
         workflow_id: row.col("workflow_id")?,
         workflow_name: row.col("workflow_name")?,
         workflow_version: row.col("workflow_version")?,
-        definition: row.json("definition_json")?,
+        definition: std::sync::Arc::new(row.json("definition_json")?),
         status: row.col("status")?,
         trigger_type: row.col("trigger_type")?,
         input: row.json("input_json")?,

@@ -19,31 +19,67 @@ const COLUMNS: &str = "id, workspace_id, workflow_id, workflow_name, workflow_ve
                        (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = runs.id AND s.status = 'completed') \
                        AS steps_completed";
 
+/// The columns a run's insert sets, and what it sets them to (`$1`…`$17`, see [`insert_run_row!`]).
+const INSERT_RUN_COLUMNS: &str =
+    "id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
+     status, trigger_type, input_json, next_step, wake_at, idempotency_key, request_hash, created_at, \
+     lease_owner, lease_expires_at, started_at, claims";
+const INSERT_RUN_VALUES: &str =
+    "$1, $2, $3, $4, $5, $6, $13, $7, $8, 0, $9, $10, $11, $12, $14, $15, $16, $17";
+
 /// The insert of a run, queued or already claimed (nothing is inserted when its idempotency key
 /// is taken). `seq`: SQLite serializes writers, so `MAX(seq) + 1` is strictly increasing;
 /// PostgreSQL's identity column hands concurrent instances distinct values.
 fn insert_run_sql(pg: bool) -> &'static str {
+    static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let [sqlite, postgres] = SQL.get_or_init(|| {
+        [
+            format!(
+                "INSERT INTO runs ({INSERT_RUN_COLUMNS}, seq) \
+                 SELECT {INSERT_RUN_VALUES}, COALESCE((SELECT MAX(seq) FROM runs WHERE workspace_id = $2), 0) + 1 \
+                 WHERE true \
+                 ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING"
+            ),
+            format!(
+                "INSERT INTO runs ({INSERT_RUN_COLUMNS}) VALUES ({INSERT_RUN_VALUES}) \
+                 ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING"
+            ),
+        ]
+    });
     if pg {
-        "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
-                           status, trigger_type, input_json, next_step, wake_at, idempotency_key, \
-                           request_hash, created_at, lease_owner, lease_expires_at, started_at, claims) \
-         VALUES ($1, $2, $3, $4, $5, $6, $13, $7, $8, 0, $9, $10, $11, $12, $14, $15, $16, $17) \
-         ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING"
+        postgres
     } else {
-        "INSERT INTO runs (id, workspace_id, workflow_id, workflow_name, workflow_version, definition_json, \
-                           status, trigger_type, input_json, next_step, wake_at, idempotency_key, \
-                           request_hash, created_at, lease_owner, lease_expires_at, started_at, claims, seq) \
-         SELECT $1, $2, $3, $4, $5, $6, $13, $7, $8, 0, $9, $10, $11, $12, $14, $15, $16, $17, \
-                COALESCE((SELECT MAX(seq) FROM runs WHERE workspace_id = $2), 0) + 1 \
-         WHERE true \
-         ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING"
+        sqlite
     }
 }
 
-/// Binds a run to [`insert_run_sql`]; `$claim` is `Option<(String owner, i64 lease_until)>`.
+/// PostgreSQL: the rate-limit hit ([`count_hit!`]'s upsert; `$18` bucket, `$19` window start)
+/// and, within the limit (`$20`), the run's insert, as one statement, returning the window's
+/// hits and the rows inserted. One round trip instead of two on the writer, whose round trips
+/// are what a PostgreSQL batch waits on; SQLite has no data-modifying `WITH`, so there they stay
+/// two statements.
+fn counted_insert_pg_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH hit AS (\
+                 INSERT INTO rate_limit_windows (bucket, window_start, hits) VALUES ($18, $19, 1) \
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1 \
+                 RETURNING hits), \
+             inserted AS (\
+                 INSERT INTO runs ({INSERT_RUN_COLUMNS}) SELECT {INSERT_RUN_VALUES} FROM hit WHERE hit.hits <= $20 \
+                 ON CONFLICT (workspace_id, workflow_id, idempotency_key) DO NOTHING RETURNING 1) \
+             SELECT hits, (SELECT COUNT(*) FROM inserted) FROM hit"
+        )
+    })
+}
+
+/// Binds a run to `$sql` ([`insert_run_sql`] or [`counted_insert_pg_sql`]); `$claim` is
+/// `Option<(String owner, i64 lease_until)>`. Evaluates to the query, for more binds.
 macro_rules! insert_run_row {
-    ($pg:expr, $run:expr, $claim:expr) => {
-        sqlx::query(insert_run_sql($pg))
+    // First: `sql = …` would also parse as the first arm's `$pg` (an assignment expression).
+    (sql = $sql:expr, $run:expr, $claim:expr) => {
+        sqlx::query($sql)
             .bind(&$run.id)
             .bind(&$run.workspace_id)
             .bind(&$run.workflow_id)
@@ -62,6 +98,9 @@ macro_rules! insert_run_row {
             .bind($claim.as_ref().map(|_| $run.created_at))
             .bind(i64::from($claim.is_some()))
     };
+    ($pg:expr, $run:expr, $claim:expr) => {
+        insert_run_row!(sql = insert_run_sql($pg), $run, $claim)
+    };
 }
 
 /// Counts one hit in `$bucket`'s window starting at `$window_start` on `$conn` (inside a write
@@ -78,15 +117,21 @@ macro_rules! count_hit {
         .fetch_one(&mut *$conn)
         .await?;
         if hits == 1 {
-            // A new window: the caller's older ones are never read again.
-            sqlx::query("DELETE FROM rate_limit_windows WHERE bucket = $1 AND window_start < $2")
-                .bind($bucket)
-                .bind($window_start)
-                .execute(&mut *$conn)
-                .await?;
+            drop_older_windows!($conn, $bucket, $window_start);
         }
         hits
     }};
+}
+
+/// After the first hit of a window: `$bucket`'s older windows are never read again.
+macro_rules! drop_older_windows {
+    ($conn:expr, $bucket:expr, $window_start:expr) => {
+        sqlx::query("DELETE FROM rate_limit_windows WHERE bucket = $1 AND window_start < $2")
+            .bind($bucket)
+            .bind($window_start)
+            .execute(&mut *$conn)
+            .await?;
+    };
 }
 
 /// Announces a run's end to other instances (PostgreSQL: queued in the batch, sent by one
@@ -164,6 +209,76 @@ pub(super) const RUN_STEPS_SQL: &str =
     "SELECT idx, step_id, step_type, status, output_json, error, attempts, started_at, completed_at \
      FROM run_steps WHERE run_id = $1 ORDER BY idx";
 
+/// The guard of a worker's write (its lease still holds, the run is still running) and the run's
+/// new state, in one statement: `$1` run, `$2` owner, `$3` next step (< 0: unchanged), `$4`
+/// whether a step is recorded (progress resets the claim count), `$5`…`$7` the end (status,
+/// error, time) or NULLs. Recording any step counts as progress.
+const GUARD_SQL: &str = "UPDATE runs SET next_step = CASE WHEN $3 < 0 THEN next_step ELSE $3 END, \
+                                 claims = CASE WHEN $4 THEN 0 ELSE claims END, \
+                                 status = COALESCE($5, status), \
+                                 error = CASE WHEN $5 IS NULL THEN error ELSE $6 END, \
+                                 completed_at = COALESCE($7, completed_at), \
+                                 lease_owner = CASE WHEN $5 IS NULL THEN lease_owner ELSE NULL END, \
+                                 lease_expires_at = CASE WHEN $5 IS NULL THEN lease_expires_at ELSE NULL END \
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
+
+/// A step's result (`$1` run, then [`bind_step!`]'s nine values as `$2`…`$10`), replacing what a
+/// running step or an earlier attempt left.
+const STEP_SQL: &str =
+    "INSERT INTO run_steps (run_id, idx, step_id, step_type, status, output_json, error, attempts, \
+                                              started_at, completed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (run_id, idx) DO UPDATE SET status = $5, output_json = $6, error = $7, \
+         attempts = $8, started_at = COALESCE(run_steps.started_at, $9), completed_at = $10";
+
+/// PostgreSQL: [`GUARD_SQL`] and, if it matched, one [`STEP_SQL`] (its values as `$8`…`$16`) in
+/// one statement. SQLite has no data-modifying `WITH`, so there they are two.
+fn guard_and_step_pg_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let step = STEP_SQL
+            .split_once(" VALUES ")
+            .map(|(insert, _)| insert)
+            .expect("STEP_SQL has VALUES");
+        format!(
+            "WITH guard AS ({GUARD_SQL} RETURNING id) \
+             {step} SELECT id, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM guard \
+             ON CONFLICT (run_id, idx) DO UPDATE SET status = $11, output_json = $12, error = $13, \
+                 attempts = $14, started_at = COALESCE(run_steps.started_at, $15), completed_at = $16"
+        )
+    })
+}
+
+/// Binds [`GUARD_SQL`]'s seven values to `$query`; `$end` is `Option<(status, error, at_ms)>`.
+macro_rules! bind_guard {
+    ($query:expr, $run_id:expr, $owner:expr, $next_step:expr, $steps:expr, $end:expr) => {
+        $query
+            .bind(&$run_id)
+            .bind(&$owner)
+            .bind($next_step)
+            .bind(!$steps.is_empty())
+            .bind($end.as_ref().map(|e: &(String, Option<String>, i64)| e.0.clone()))
+            .bind($end.as_ref().and_then(|e| e.1.clone()))
+            .bind($end.as_ref().map(|e| e.2))
+    };
+}
+
+/// Binds a step's nine values (index to completion time) to `$query`.
+macro_rules! bind_step {
+    ($query:expr, $step:expr) => {
+        $query
+            .bind($step.idx)
+            .bind(&$step.step_id)
+            .bind(&$step.step_type)
+            .bind(&$step.status)
+            .bind($step.output.as_ref().map(|o| o.to_string()))
+            .bind(&$step.error)
+            .bind($step.attempts)
+            .bind($step.started_at)
+            .bind($step.completed_at)
+    };
+}
+
 #[async_trait]
 impl RunRepo for SqlStore {
     async fn insert_counted_run(
@@ -172,6 +287,7 @@ impl RunRepo for SqlStore {
         key_ttl_ms: i64,
         claim: Option<(&str, i64)>,
         rate: Option<RateHit<'_>>,
+        uses: Vec<AuditEvent>,
     ) -> StoreResult<(Option<InsertRun>, Option<i64>)> {
         let existing = format!(
             "SELECT {COLUMNS} FROM runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
@@ -180,17 +296,10 @@ impl RunRepo for SqlStore {
         let claim = claim.map(|(owner, until)| (owner.to_owned(), until));
         let rate = rate.map(|r| (r.bucket.to_owned(), r.window_start, r.limit));
         let order = rate.as_ref().map(|r| r.0.clone());
-        write_db!(self, order = order, |conn, pg, _batch| {
-            let mut hits = None;
-            if let Some((bucket, window_start, limit)) = &rate {
-                let counted = count_hit!(conn, bucket, *window_start);
-                hits = Some(counted);
-                if counted > *limit {
-                    return Ok((None, hits));
-                }
-            }
+        write_db!(self, order = order, |conn, pg, batch| {
             if let Some(key) = &run.idempotency_key {
-                // An expired key no longer binds: release it so the unique index admits the new run.
+                // An expired key no longer binds: release it so the unique index admits the new
+                // run. (Before the rate hit: releasing an expired key changes no answer.)
                 sqlx::query(
                     "UPDATE runs SET idempotency_key = NULL \
                      WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3 AND created_at < $4",
@@ -202,8 +311,39 @@ impl RunRepo for SqlStore {
                 .execute(&mut *conn)
                 .await?;
             }
-            let done = insert_run_row!(pg, run, claim).execute(&mut *conn).await?;
-            if done.rows_affected() == 1 {
+            let (inserted, hits) = match &rate {
+                Some((bucket, window_start, limit)) if pg => {
+                    use sqlx::Row;
+                    let row = insert_run_row!(sql = counted_insert_pg_sql(), run, claim)
+                        .bind(bucket)
+                        .bind(*window_start)
+                        .bind(*limit)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let (hits, inserted): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                    if hits == 1 {
+                        drop_older_windows!(conn, bucket, *window_start);
+                    }
+                    if hits > *limit {
+                        return Ok((None, Some(hits)));
+                    }
+                    (inserted == 1, Some(hits))
+                }
+                Some((bucket, window_start, limit)) => {
+                    let hits = count_hit!(conn, bucket, *window_start);
+                    if hits > *limit {
+                        return Ok((None, Some(hits)));
+                    }
+                    let done = insert_run_row!(pg, run, claim).execute(&mut *conn).await?;
+                    (done.rows_affected() == 1, Some(hits))
+                }
+                None => {
+                    let done = insert_run_row!(pg, run, claim).execute(&mut *conn).await?;
+                    (done.rows_affected() == 1, None)
+                }
+            };
+            if inserted {
+                batch.events.extend(uses);
                 Ok((Some(InsertRun::Inserted), hits))
             } else {
                 let row = sqlx::query(&existing)
@@ -341,50 +481,34 @@ impl RunRepo for SqlStore {
             if !audit.is_empty() {
                 batch.events.extend(audit);
             }
-            // The guard (lease still ours, run still running) and the run's new state in one
-            // statement; recording any step counts as progress and resets the claim count.
-            let guard = sqlx::query(
-                "UPDATE runs SET next_step = CASE WHEN $3 < 0 THEN next_step ELSE $3 END, \
-                                 claims = CASE WHEN $4 THEN 0 ELSE claims END, \
-                                 status = COALESCE($5, status), \
-                                 error = CASE WHEN $5 IS NULL THEN error ELSE $6 END, \
-                                 completed_at = COALESCE($7, completed_at), \
-                                 lease_owner = CASE WHEN $5 IS NULL THEN lease_owner ELSE NULL END, \
-                                 lease_expires_at = CASE WHEN $5 IS NULL THEN lease_expires_at ELSE NULL END \
-                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-            )
-            .bind(&run_id)
-            .bind(&owner)
-            .bind(next_step)
-            .bind(!steps.is_empty())
-            .bind(end.as_ref().map(|e| e.0.clone()))
-            .bind(end.as_ref().and_then(|e| e.1.clone()))
-            .bind(end.as_ref().map(|e| e.2))
-            .execute(&mut *conn)
-            .await?;
-            if guard.rows_affected() != 1 {
+            let mut rest = steps.iter();
+            let held = match steps.first() {
+                // PostgreSQL: the guard and the first step in one statement (one round trip); the
+                // step is inserted only if the guard's update matched.
+                Some(step) if pg => {
+                    rest.next();
+                    let both = bind_guard!(
+                        sqlx::query(guard_and_step_pg_sql()),
+                        run_id,
+                        owner,
+                        next_step,
+                        steps,
+                        end
+                    );
+                    bind_step!(both, step).execute(&mut *conn).await?.rows_affected() == 1
+                }
+                _ => {
+                    let guard = bind_guard!(sqlx::query(GUARD_SQL), run_id, owner, next_step, steps, end);
+                    guard.execute(&mut *conn).await?.rows_affected() == 1
+                }
+            };
+            if !held {
                 return Ok(false);
             }
-            for step in &steps {
-                sqlx::query(
-                    "INSERT INTO run_steps (run_id, idx, step_id, step_type, status, output_json, error, attempts, \
-                                            started_at, completed_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (run_id, idx) DO UPDATE SET status = $5, output_json = $6, error = $7, \
-                         attempts = $8, started_at = COALESCE(run_steps.started_at, $9), completed_at = $10",
-                )
-                .bind(&run_id)
-                .bind(step.idx)
-                .bind(&step.step_id)
-                .bind(&step.step_type)
-                .bind(&step.status)
-                .bind(step.output.as_ref().map(|o| o.to_string()))
-                .bind(&step.error)
-                .bind(step.attempts)
-                .bind(step.started_at)
-                .bind(step.completed_at)
-                .execute(&mut *conn)
-                .await?;
+            for step in rest {
+                bind_step!(sqlx::query(STEP_SQL).bind(&run_id), step)
+                    .execute(&mut *conn)
+                    .await?;
             }
             if end.is_some() {
                 notify_ended!(pg, batch, format!("{run_id} {owner}"));
