@@ -41,8 +41,8 @@ use writer::Writer;
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// PostgreSQL connections per instance (the writer's plus readers); a fleet multiplies this, so
-/// keep it well under the server's `max_connections`.
+/// PostgreSQL connections per instance (the writer's one plus the readers'); a fleet multiplies
+/// this, so keep it well under the server's `max_connections`.
 const PG_POOL_SIZE: u32 = 10;
 const SQLITE_READERS: u32 = 8;
 /// Page cache per SQLite reader connection (`PRAGMA cache_size`; negative: KiB), see `open_sqlite`.
@@ -200,13 +200,16 @@ impl SqlStore {
         SQLITE_MIGRATOR.run(&pool).await?;
         // One writer connection: SQLite has one writer at a time anyway, and owning it means no
         // writer of ours ever sleeps in the busy handler behind another.
-        let write_pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .connect_with(connect)
-            .await?;
-        let writer = Writer::start(write_pool, "BEGIN IMMEDIATE", finish_sqlite);
+        let open_writer = move || -> writer::BoxFuture<'static, _> {
+            Box::pin(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .test_before_acquire(false)
+                    .connect_with(connect),
+            )
+        };
+        let writer = Writer::start(open_writer, "BEGIN IMMEDIATE", finish_sqlite).await?;
         let db = Db::Sqlite(Backend { pool, writer });
         Ok(Self { db, options })
     }
@@ -216,12 +219,20 @@ impl SqlStore {
     pub async fn open_pg(url: &str, options: StoreOptions) -> StoreResult<Self> {
         let connect = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(PG_POOL_SIZE)
+            .max_connections(PG_POOL_SIZE - 1)
             .test_before_acquire(false)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
         PG_MIGRATOR.run(&pool).await?;
-        let writer = Writer::start(pool.clone(), "BEGIN", finish_pg);
+        let open_writer = move || -> writer::BoxFuture<'static, _> {
+            Box::pin(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .connect_with(connect),
+            )
+        };
+        let writer = Writer::start(open_writer, "BEGIN", finish_pg).await?;
         let db = Db::Pg(Backend { pool, writer });
         Ok(Self { db, options })
     }

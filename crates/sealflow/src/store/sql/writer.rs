@@ -110,13 +110,57 @@ impl<DB: Database> Writer<DB>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
-    /// Starts the writer task on `pool`, beginning its transactions with `begin` and running
-    /// `finish` before each commit.
-    pub(crate) fn start(pool: Pool<DB>, begin: &'static str, finish: Finish<DB::Connection>) -> Self {
+    /// Starts the writer on a thread of its own, with a pool of one connection that `connect`
+    /// opens there, beginning its transactions with `begin` and running `finish` before each
+    /// commit; fails if the connection cannot be opened.
+    ///
+    /// Why a thread: the writer is the one path every run goes through several times, and each
+    /// of its statements waits for an answer (a round trip, or a hand-off to SQLite's thread).
+    /// On the server's runtime the writer task, once its answer had come, queued behind the
+    /// HTTP handlers and workers on two cores before it ran again; on its own current-thread
+    /// runtime it runs as soon as the answer arrives, and its PostgreSQL connection's I/O is
+    /// driven there too, not by the busy runtime.
+    pub(crate) async fn start<C>(
+        connect: C,
+        begin: &'static str,
+        finish: Finish<DB::Connection>,
+    ) -> StoreResult<Self>
+    where
+        C: FnOnce() -> BoxFuture<'static, Result<Pool<DB>, sqlx::Error>> + Send + 'static,
+    {
         let (queue, rx) = mpsc::channel(QUEUE);
         let commits = CommitMetrics::default();
-        tokio::spawn(run_writer(pool, rx, begin, finish, commits.clone()));
-        Self { queue, commits }
+        let (opened_tx, opened) = oneshot::channel();
+        let figures = commits.clone();
+        std::thread::Builder::new()
+            .name("sealflow-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = opened_tx
+                            .send(Err(StoreError::Commit(format!("no runtime for the writer: {e}"))));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let pool = match connect().await {
+                        Ok(pool) => pool,
+                        Err(e) => {
+                            let _ = opened_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    let _ = opened_tx.send(Ok(()));
+                    run_writer(pool.clone(), rx, begin, finish, figures).await;
+                    pool.close().await;
+                });
+            })
+            .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
+        opened
+            .await
+            .map_err(|_| StoreError::Commit("the writer thread stopped while opening".into()))??;
+        Ok(Self { queue, commits })
     }
 
     /// The commit figures, for the application's metrics registry.
