@@ -170,20 +170,7 @@ async fn a_run_using_two_secrets_records_two_uses_with_their_hosts_and_outcomes(
 /// (API-key uses are written a moment after the request that made them). The app must not
 /// poll for due runs meanwhile ([`no_polling`]): each poll is a claim, a commit of its own.
 async fn settled_commits(app: &TestApp) -> f64 {
-    let read = || async {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("sealflow_db_commit_batch_size_count "))
-            .map_or(0.0, |v| v.trim().parse().unwrap())
-    };
+    let read = || metric(app, "sealflow_db_commit_batch_size_count");
     let mut last = read().await;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -526,6 +513,15 @@ async fn a_failing_audit_write_fails_the_step_and_nothing_is_sent() {
 
 /// `sealflow_audit_writes_total{outcome=…}` as `/metrics` shows it (0 when absent).
 async fn audit_writes(app: &TestApp, outcome: &str) -> f64 {
+    metric(
+        app,
+        &format!("sealflow_audit_writes_total{{outcome=\"{outcome}\"}}"),
+    )
+    .await
+}
+
+/// The value of the series `/metrics` shows as `series` (name and labels; 0 when absent).
+async fn metric(app: &TestApp, series: &str) -> f64 {
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -535,7 +531,7 @@ async fn audit_writes(app: &TestApp, outcome: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    let prefix = format!("sealflow_audit_writes_total{{outcome=\"{outcome}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map_or(0.0, |v| v.trim().parse().unwrap())
