@@ -10,7 +10,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::engine::{Engine, Watch};
-use crate::ids::{new_id, now_ms};
+use crate::ids::{new_ordered_id, now_ms};
 use crate::store::{
     CancelRun, InsertRun, PageRequest, RateHit, RunRecord, StepRecord, Store, StoreError, WorkflowRecord,
 };
@@ -485,7 +485,7 @@ pub fn new_run(
     now: i64,
 ) -> RunRecord {
     RunRecord {
-        id: new_id("run"),
+        id: new_ordered_id("run", now),
         workspace_id: wf.workspace_id.clone(),
         workflow_id: wf.id.clone(),
         workflow_name: wf.name.clone(),
