@@ -246,6 +246,50 @@ async fn a_first_steps_secret_use_commits_with_the_run_on_sqlite() {
     a_first_steps_secret_use_commits_with_the_run(TestApp::spawn_with(no_polling).await).await;
 }
 
+/// A call retried with its Idempotency-Key is answered with the first run: nothing of the
+/// workflow runs again, and no secret is decrypted for it (a first step is made ready before
+/// the insert only for calls without a key).
+#[tokio::test]
+async fn a_replayed_call_decrypts_no_secret() {
+    let app = TestApp::spawn_with(allow_loopback).await;
+    let receiver = Receiver::start().await;
+    put_secret(&app, "TOKEN", &random_secret_value()).await;
+    let wf = app
+        .workflow(
+            &app.admin_key,
+            json!({"name": "w", "steps": [{"id": "send", "type": "webhook", "config": {
+                "url": format!("{}/ok", receiver.base),
+                "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"}}}]}),
+        )
+        .await;
+    let decrypted = || metric(&app, "sealflow_secret_decryptions_total{outcome=\"ok\"}");
+    let call = || async {
+        let res = app
+            .client
+            .post(app.url(&format!("/api/workflows/{wf}/run?wait=10")))
+            .bearer_auth(&app.admin_key)
+            .header("Idempotency-Key", "once")
+            .json(&json!({"input": {}}))
+            .send()
+            .await
+            .unwrap();
+        split(res).await
+    };
+    let (status, first) = call().await;
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (201, Some("completed")),
+        "{first}"
+    );
+    let after_first = decrypted().await;
+    assert_eq!(after_first, 1.0);
+    let (status, again) = call().await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], first["id"], "{again}");
+    assert_eq!(decrypted().await, after_first, "the replay decrypted a secret");
+    assert_eq!(receiver.count(), 1);
+}
+
 #[tokio::test]
 async fn a_first_steps_secret_use_commits_with_the_run_on_postgres() {
     let Some(db) = common::pg::PgDb::create().await else {

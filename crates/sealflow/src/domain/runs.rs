@@ -254,9 +254,11 @@ impl RunsService {
         let handed = reservation.is_some();
         // A run for a local worker whose first step sends secrets has that step made ready now,
         // so that its uses go on record in the insert's commit rather than in one of their own.
+        // Not with an Idempotency-Key: a retried call is answered with the first run, and its
+        // secrets would have been decrypted for nothing.
         let mut first = match &reservation {
-            Some(_) => self.engine.first_send(&run).await,
-            None => None,
+            Some(_) if run.idempotency_key.is_none() => self.engine.first_send(&run).await,
+            _ => None,
         };
         // The insert and the hand-off run in their own task: a caller that hangs up while the
         // insert is in the writer's queue must not leave a committed run claimed by a worker that
