@@ -246,11 +246,8 @@ async fn a_first_steps_secret_use_commits_with_the_run_on_sqlite() {
     a_first_steps_secret_use_commits_with_the_run(TestApp::spawn_with(no_polling).await).await;
 }
 
-/// A call retried with its Idempotency-Key is answered with the first run: nothing of the
-/// workflow runs again, and no secret is decrypted for it (a first step is made ready before
-/// the insert only for calls without a key).
-#[tokio::test]
-async fn a_replayed_call_decrypts_no_secret() {
+/// An app, a receiver, and a workflow whose one webhook step sends the secret `TOKEN` to it.
+async fn one_secret_sender() -> (TestApp, Receiver, String) {
     let app = TestApp::spawn_with(allow_loopback).await;
     let receiver = Receiver::start().await;
     put_secret(&app, "TOKEN", &random_secret_value()).await;
@@ -262,6 +259,15 @@ async fn a_replayed_call_decrypts_no_secret() {
                 "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"}}}]}),
         )
         .await;
+    (app, receiver, wf)
+}
+
+/// A call retried with its Idempotency-Key is answered with the first run: nothing of the
+/// workflow runs again, and no secret is decrypted for it (a first step is made ready before
+/// the insert only for calls without a key).
+#[tokio::test]
+async fn a_replayed_call_decrypts_no_secret() {
+    let (app, receiver, wf) = one_secret_sender().await;
     let decrypted = || metric(&app, "sealflow_secret_decryptions_total{outcome=\"ok\"}");
     let call = || async {
         let res = app
@@ -513,17 +519,7 @@ async fn prune_moves_the_checkpoint_and_the_rest_still_verifies() {
 
 #[tokio::test]
 async fn a_failing_audit_write_fails_the_step_and_nothing_is_sent() {
-    let app = TestApp::spawn_with(allow_loopback).await;
-    let receiver = Receiver::start().await;
-    put_secret(&app, "TOKEN", &random_secret_value()).await;
-    let wf = app
-        .workflow(
-            &app.admin_key,
-            json!({"name": "w", "steps": [{"id": "send", "type": "webhook", "config": {
-                "url": format!("{}/ok", receiver.base),
-                "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"}}}]}),
-        )
-        .await;
+    let (app, receiver, wf) = one_secret_sender().await;
     let mut conn = sqlite(&app.db_path()).await;
     sqlx::query(
         "CREATE TRIGGER audit_read_only BEFORE INSERT ON audit_entries \
