@@ -171,6 +171,7 @@ async fn a_run_using_two_secrets_records_two_uses_with_their_hosts_and_outcomes(
 /// poll for due runs meanwhile ([`no_polling`]): each poll is a claim, a commit of its own.
 async fn settled_commits(app: &TestApp) -> f64 {
     let read = || metric(app, "sealflow_db_commit_batch_size_count");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut last = read().await;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -178,6 +179,10 @@ async fn settled_commits(app: &TestApp) -> f64 {
         if now == last {
             return now;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "commits never settled (at {now}): something writes all the time"
+        );
         last = now;
     }
 }
@@ -226,6 +231,8 @@ async fn a_first_steps_secret_use_commits_with_the_run(app: TestApp) {
         "commits for {RUNS} runs, one after another"
     );
     assert_eq!(receiver.count(), RUNS);
+    // Run ids begin with their creation time: runs made one after another sort in that order.
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     for id in &ids {
         let list = entries(&app, &format!("run_id={id}")).await;
         assert_eq!(kinds(&list), ["secret.used", "secret.use_outcome"], "{list:#?}");
