@@ -23,8 +23,9 @@ use crate::store::{
 /// transaction, and moves each chain's head past them; `$pg` is the dialect flag. Each chain's
 /// head is read (locked, on PostgreSQL) once, in chain order, its entries hashed in order and
 /// stored by one statement per chunk (a statement is a round trip, or a hand-off to SQLite's
-/// connection thread), and its head moved. On PostgreSQL the head's move rides in the last
-/// chunk's statement (a data-modifying `WITH`): one round trip fewer per batch on the writer.
+/// connection thread), and its head moved. The head's move rides with the last chunk (on
+/// PostgreSQL in a data-modifying `WITH`, on SQLite as a second statement of the same text): one
+/// wait fewer per batch on the writer.
 /// Writer jobs do not call this: they leave their entries in the batch (see the module's
 /// comment). Uses `?`.
 macro_rules! append_entries {
@@ -100,15 +101,18 @@ macro_rules! append_entries {
                         .push_bind(prev)
                         .push_bind(hash);
                 });
+                if !$pg && i + 1 == chunks.len() {
+                    // SQLite has no data-modifying `WITH`, but runs both statements of one text
+                    // in one hand-off to its connection thread.
+                    insert
+                        .push("; UPDATE audit_chains SET head_seq = ")
+                        .push_bind(seq)
+                        .push(", head_hash = ")
+                        .push_bind(&prev_hash)
+                        .push(" WHERE chain = ")
+                        .push_bind(&chain);
+                }
                 insert.build().execute(&mut *$conn).await?;
-            }
-            if !$pg {
-                sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE chain = $1")
-                    .bind(&chain)
-                    .bind(seq)
-                    .bind(&prev_hash)
-                    .execute(&mut *$conn)
-                    .await?;
             }
         }
     }};
