@@ -101,6 +101,7 @@ storage_tests!(
     concurrent_audit_appends_keep_every_chain_unbroken,
     step_outcome_entries_are_kept_even_when_the_lease_was_lost;
     with_url:
+    two_stores_appending_to_one_chain_in_turn_keep_it_unbroken,
     run_totals_stay_exact_through_every_transition,
     concurrent_run_ends_keep_the_totals_exact,
     the_run_counts_migration_counts_the_runs_that_ended_before_it,
@@ -2050,6 +2051,25 @@ async fn assert_chain(store: &Arc<dyn Store>, chain: &str, n: i64) {
         .find(|c| c.chain == chain)
         .unwrap();
     assert_eq!((head.head_seq, head.head_hash), (n, prev), "{chain}: head");
+}
+
+/// Each store's writer keeps the heads its commits left and appends after them without reading
+/// them again; another store on the same database (another instance, or a command run beside
+/// the server) moves a head under it. Taking turns, each append must find the head moved, read
+/// it and append after it: a writer that trusted its copy would store entries with seqs
+/// already taken (refused), or move the head back over the other's entries.
+async fn two_stores_appending_to_one_chain_in_turn_keep_it_unbroken(store: Arc<dyn Store>, url: String) {
+    let other = sealflow::store::open(&url).await.expect("open a second store");
+    let chain = "ws_turns";
+    for turn in 0..6 {
+        let on: &Arc<dyn Store> = if turn % 2 == 0 { &store } else { &other };
+        let events = (0..=turn)
+            .map(|i| AuditEvent::new(chain, &format!("test.turn{turn}.{i}"), "test"))
+            .collect();
+        on.append_audit(events).await.unwrap();
+    }
+    assert_chain(&store, chain, (1..=6).sum()).await;
+    assert_chain(&other, chain, (1..=6).sum()).await;
 }
 
 async fn concurrent_audit_appends_keep_every_chain_unbroken(store: Arc<dyn Store>) {

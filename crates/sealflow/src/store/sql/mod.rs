@@ -251,7 +251,7 @@ fn finish_sqlite<'c>(
     batch: &'c mut writer::Batch,
 ) -> writer::BoxFuture<'c, Result<(), sqlx::Error>> {
     Box::pin(async move {
-        audit::append_entries!(conn, false, batch.events);
+        audit::append_entries!(conn, false, batch.events, &mut Vec::new(), Some(&mut batch.heads));
         Ok(())
     })
 }
@@ -261,7 +261,13 @@ fn finish_pg<'c>(
     batch: &'c mut writer::Batch,
 ) -> writer::BoxFuture<'c, Result<(), sqlx::Error>> {
     Box::pin(async move {
-        audit::append_entries!(conn, true, batch.events);
+        audit::append_entries!(
+            conn,
+            true,
+            batch.events,
+            &mut batch.notices,
+            Some(&mut batch.heads)
+        );
         if !batch.notices.is_empty() {
             sqlx::query("SELECT pg_notify($1, n) FROM UNNEST($2::text[]) AS n")
                 .bind(RUN_ENDED_CHANNEL)

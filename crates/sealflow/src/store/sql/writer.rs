@@ -67,12 +67,16 @@ pub(crate) type Finish<C> = for<'c> fn(&'c mut C, &'c mut Batch) -> BoxFuture<'c
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     /// Audit entries to append. Every job's entries are appended together at the end, so each
-    /// chain's head (a row every run of a workspace moves) is read and written once per batch
+    /// chain's head (a row every run of a workspace moves) is moved once per batch
     /// and, on PostgreSQL, locked last and in chain order: a batch never waits for another's
     /// row while holding a head, so heads take no part in a deadlock across instances.
     pub(crate) events: Vec<AuditEvent>,
     /// Run-end notifications to send (PostgreSQL; delivered when the commit lands).
     pub(crate) notices: Vec<String>,
+    /// Each audit chain's head (seq, hash) as this writer's last commit left it, kept from batch
+    /// to batch so that appending needs no read of it first (see `audit::append_entries!`; a
+    /// head another writer moved since is read again). Emptied when a commit fails.
+    pub(crate) heads: std::collections::HashMap<String, (i64, String)>,
 }
 
 /// One caller's write, run on the writer's connection inside the batch transaction; callable
@@ -239,6 +243,7 @@ async fn run_writer<DB: Database>(
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut heads = std::collections::HashMap::new();
     // The writer keeps its connection: sqlx pings a connection each time it goes back to the
     // pool, a hand-off (SQLite) or round trip (PostgreSQL) per commit.
     let mut held = None;
@@ -259,7 +264,15 @@ async fn run_writer<DB: Database>(
         // Named jobs first, by name (`None` sorts first, hence the flag); stable for the rest.
         batch.sort_by(|a, b| (a.order.is_none(), &a.order).cmp(&(b.order.is_none(), &b.order)));
         let (jobs, started) = (batch.len(), Instant::now());
-        let done = commit_batch(&pool, &mut held, std::mem::take(&mut batch), begin, finish).await;
+        let done = commit_batch(
+            &pool,
+            &mut held,
+            std::mem::take(&mut batch),
+            &mut heads,
+            begin,
+            finish,
+        )
+        .await;
         // Recorded before anyone is answered, so a scrape after a write always includes it.
         commits.observe(jobs, started.elapsed());
         for answer in done.answers {
@@ -291,6 +304,7 @@ async fn commit_batch<DB: Database>(
     pool: &Pool<DB>,
     held: &mut Option<PoolConnection<DB>>,
     jobs: Vec<Job<DB::Connection>>,
+    heads: &mut std::collections::HashMap<String, (i64, String)>,
     begin: &'static str,
     finish: Finish<DB::Connection>,
 ) -> Done<DB::Connection>
@@ -318,7 +332,12 @@ where
     // The job whose failure rolled the batch back, if one did.
     let mut stopped: Option<Stopped<DB::Connection>> = None;
     let mut jobs = jobs.into_iter();
-    let mut shared = Batch::default();
+    // The heads go back only if they are what the database holds: after a commit, or a
+    // rollback before `finish` moved any.
+    let mut shared = Batch {
+        heads: std::mem::take(heads),
+        ..Batch::default()
+    };
     let outcome: Result<bool, sqlx::Error> = async {
         (&mut *conn).execute(begin).await?;
         for mut job in jobs.by_ref() {
@@ -342,6 +361,9 @@ where
         Ok(true)
     }
     .await;
+    if outcome.is_ok() {
+        *heads = std::mem::take(&mut shared.heads);
+    }
     match outcome {
         Ok(true) => Done {
             answers: kept.into_iter().map(|(_, answer)| answer).collect(),
