@@ -258,15 +258,19 @@ async fn one_secret_sender() -> (TestApp, Receiver, String) {
     let app = TestApp::spawn_with(allow_loopback).await;
     let receiver = Receiver::start().await;
     put_secret(&app, "TOKEN", &random_secret_value()).await;
-    let wf = app
-        .workflow(
-            &app.admin_key,
-            json!({"name": "w", "steps": [{"id": "send", "type": "webhook", "config": {
-                "url": format!("{}/ok", receiver.base),
-                "headers": {"Authorization": "Bearer {{secrets.TOKEN}}"}}}]}),
-        )
-        .await;
+    let wf = secret_sender(&app, &receiver, "send", "TOKEN").await;
     (app, receiver, wf)
+}
+
+/// A workflow whose one webhook step (`step_id`) sends the secret `secret` to `receiver`.
+async fn secret_sender(app: &TestApp, receiver: &Receiver, step_id: &str, secret: &str) -> String {
+    app.workflow(
+        &app.admin_key,
+        json!({"name": "w", "steps": [{"id": step_id, "type": "webhook", "config": {
+            "url": format!("{}/ok", receiver.base),
+            "headers": {"Authorization": format!("Bearer {{{{secrets.{secret}}}}}")}}}]}),
+    )
+    .await
 }
 
 /// A call retried with its Idempotency-Key is answered with the first run: nothing of the
@@ -751,14 +755,7 @@ async fn on_postgres_two_instances_append_one_unbroken_chain_and_verify_names_ta
     let second = TestApp::spawn_with(pg).await;
     let receiver = Receiver::start().await;
     put_secret(&first, "SHARED", &random_secret_value()).await;
-    let wf = first
-        .workflow(
-            &first.admin_key,
-            json!({"name": "w", "steps": [{"id": "s", "type": "webhook", "config": {
-                "url": format!("{}/ok", receiver.base),
-                "headers": {"Authorization": "Bearer {{secrets.SHARED}}"}}}]}),
-        )
-        .await;
+    let wf = secret_sender(&first, &receiver, "s", "SHARED").await;
     // Secret changes and runs on both instances at once, all in one workspace's chain.
     let mut tasks = Vec::new();
     for i in 0..12 {
